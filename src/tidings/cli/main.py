@@ -1,0 +1,36 @@
+"""``tidings``: the command line. Errors are one clear line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from tidings import __version__
+from tidings.cli import log_commands
+from tidings.errors import TidingsError
+
+app = typer.Typer(
+    name="tidings",
+    help="Tidings: durable events for Python services.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(log_commands.app, name="log")
+err = Console(stderr=True)
+
+
+@app.command()
+def version() -> None:
+    """Print the installed version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    try:
+        app()
+    except TidingsError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(1)

@@ -1,0 +1,204 @@
+"""Encoding records into a batch, and decoding them back.
+
+Producers call ``BatchBuilder``; consumers (and the broker's slow paths: dead
+letters, the event browser) call ``iter_records``. The layout is in
+``tidings.records.layout``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from tidings.errors import InvalidBatchError
+from tidings.records import layout as L
+from tidings.records.batch import BatchHeader, Buffer, check_batch, crc32c
+
+Headers = Mapping[str, bytes] | Sequence[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One event as stored: immutable, with its place in the log."""
+
+    offset: int
+    timestamp: int  # the producer's time, ms since the epoch
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+    append_time: int = 0  # the log's time, ms since the epoch
+    sequence: int = -1  # producer sequence, -1 when not idempotent
+
+    def header(self, name: str) -> bytes | None:
+        """The value of the first header called ``name``, or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def encode_headers(headers: Headers | None) -> bytes:
+    if not headers:
+        return b""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    parts = [b""]
+    count = 0
+    for name, value in items:
+        encoded = name.encode()
+        if len(encoded) > 0xFFFF:
+            raise InvalidBatchError(f"header name of {len(encoded)} bytes is too long (max 65535)")
+        parts.append(L.HEADER_NAME_LENGTH.pack(len(encoded)))
+        parts.append(encoded)
+        parts.append(L.HEADER_VALUE_LENGTH.pack(len(value)))
+        parts.append(bytes(value))
+        count += 1
+    if count > 0xFFFF:
+        raise InvalidBatchError(f"{count} headers on one record (max 65535)")
+    parts[0] = L.HEADER_COUNT.pack(count)
+    return b"".join(parts)
+
+
+def decode_headers(buf: Buffer) -> tuple[tuple[str, bytes], ...]:
+    if not buf:
+        return ()
+    view = memoryview(buf)
+    (count,) = L.HEADER_COUNT.unpack_from(view, 0)
+    cursor = L.HEADER_COUNT.size
+    out: list[tuple[str, bytes]] = []
+    try:
+        for _ in range(count):
+            (name_len,) = L.HEADER_NAME_LENGTH.unpack_from(view, cursor)
+            cursor += L.HEADER_NAME_LENGTH.size
+            name = bytes(view[cursor : cursor + name_len]).decode()
+            cursor += name_len
+            (value_len,) = L.HEADER_VALUE_LENGTH.unpack_from(view, cursor)
+            cursor += L.HEADER_VALUE_LENGTH.size
+            if cursor + value_len > len(view):
+                raise InvalidBatchError("record header value runs past the headers section")
+            out.append((name, bytes(view[cursor : cursor + value_len])))
+            cursor += value_len
+    except (ValueError, UnicodeDecodeError) as exc:  # struct.error is a ValueError
+        raise InvalidBatchError(f"malformed record headers: {exc}") from exc
+    if cursor != len(view):
+        raise InvalidBatchError(f"{len(view) - cursor} stray bytes after the record headers")
+    return tuple(out)
+
+
+@dataclass(slots=True)
+class BatchBuilder:
+    """Accumulates records, then encodes them into one batch in a single pass.
+
+    ``size`` is known before ``build`` so a producer can cap batches by bytes.
+    """
+
+    _records: list[tuple[bytes | None, bytes, bytes, int]] = field(default_factory=list)
+    size: int = L.HEADER_SIZE
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def add(
+        self,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: Headers | None = None,
+        timestamp: int | None = None,
+    ) -> int:
+        """Queue one record; returns the batch's size in bytes with it included."""
+        encoded_headers = encode_headers(headers)
+        stamp = now_ms() if timestamp is None else timestamp
+        self._records.append((key, value, encoded_headers, stamp))
+        self.size += L.RECORD_PREFIX_SIZE + len(key or b"") + len(value) + len(encoded_headers)
+        return self.size
+
+    def build(
+        self,
+        *,
+        producer_id: int = L.NO_PRODUCER,
+        producer_epoch: int = -1,
+        base_sequence: int = -1,
+    ) -> bytes:
+        """Encode the queued records into a batch with base offset 0, unstamped.
+
+        ``first_timestamp`` is the smallest record time, so every delta is >= 0.
+        """
+        if not self._records:
+            raise InvalidBatchError("cannot build a batch with no records")
+        stamps = [record[3] for record in self._records]
+        first, highest = min(stamps), max(stamps)
+        if highest - first > L.MAX_TIMESTAMP_DELTA:
+            raise InvalidBatchError("records of one batch span more than 2**31 ms")
+        pack = L.RECORD_PREFIX.pack
+        body: list[bytes] = []
+        for index, (key, value, headers, stamp) in enumerate(self._records):
+            key_len = L.NO_KEY if key is None else len(key)
+            length = L.RECORD_PREFIX_SIZE + max(key_len, 0) + len(value) + len(headers)
+            body.append(pack(length, index, stamp - first, key_len, len(value), len(headers)))
+            if key:
+                body.append(key)
+            body.append(value)
+            if headers:
+                body.append(headers)
+        records = b"".join(body)
+        length = L.HEADER_SIZE + len(records)
+        if length > L.MAX_BATCH_SIZE:
+            raise InvalidBatchError(f"batch of {length} bytes exceeds the format's 2 GiB limit")
+        fields = (L.MAGIC, L.COMPRESSION_NONE, len(self._records), first, highest)
+        tail = L.HEADER.pack(0, 0, length, 0, 0, *fields, producer_id, producer_epoch, base_sequence)[
+            L.CRC_START :
+        ]
+        crc = crc32c(tail + records)
+        stamped = L.STAMPED.pack(0, 0, length, crc)
+        return b"".join((stamped, L.HEADER_CRC.pack(crc32c(stamped)), tail, records))
+
+
+def build_batch(
+    values: Sequence[bytes],
+    *,
+    keys: Sequence[bytes | None] | None = None,
+    timestamp: int | None = None,
+    producer_id: int = L.NO_PRODUCER,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+) -> bytes:
+    """Encode ``values`` (with optional ``keys``) as one batch: a convenience for tests and tools."""
+    builder = BatchBuilder()
+    stamp = now_ms() if timestamp is None else timestamp
+    for index, value in enumerate(values):
+        builder.add(value, key=None if keys is None else keys[index], timestamp=stamp)
+    return builder.build(producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence)
+
+
+def iter_records(buf: Buffer, position: int = 0, header: BatchHeader | None = None) -> Iterator[Record]:
+    """Decode the records of the (already checked, unless ``header`` is None) batch at ``position``."""
+    if header is None:
+        header = check_batch(buf, position)
+    view = memoryview(buf)
+    cursor = position + L.HEADER_SIZE
+    end = position + header.length
+    unpack = L.RECORD_PREFIX.unpack_from
+    for _ in range(header.record_count):
+        if end - cursor < L.RECORD_PREFIX_SIZE:
+            raise InvalidBatchError(f"record truncated at position {cursor}")
+        length, delta, ts_delta, key_len, value_len, headers_len = unpack(view, cursor)
+        if cursor + length > end or length < L.RECORD_PREFIX_SIZE:
+            raise InvalidBatchError(f"record at position {cursor} runs past its batch")
+        start = cursor + L.RECORD_PREFIX_SIZE
+        key_end = start + max(key_len, 0)
+        value_end = key_end + value_len
+        yield Record(
+            offset=header.base_offset + delta,
+            timestamp=header.first_timestamp + ts_delta,
+            key=None if key_len == L.NO_KEY else bytes(view[start:key_end]),
+            value=bytes(view[key_end:value_end]),
+            headers=decode_headers(view[value_end : value_end + headers_len]),
+            append_time=header.append_time,
+            sequence=(header.base_sequence + delta) if header.idempotent else -1,
+        )
+        cursor += length

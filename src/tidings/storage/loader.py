@@ -1,0 +1,160 @@
+"""Opening a partition log directory: find the segments, recover after a crash.
+
+Theory of operation. Everything before the recovery checkpoint was synced
+(log and indexes) before the checkpoint was written, so it is trusted: sealed
+segments only load their index files, which costs no scan. From the
+checkpoint on, every batch is checked in full (both CRCs, offsets contiguous)
+and the indexes are re-derived. The first batch that fails is either
+
+* a torn tail: nothing valid follows it in the last segment. A write was cut
+  short by the crash, so nobody was told it was durable: it is cut off.
+* corruption: a valid batch follows it, or it sits in a segment that has a
+  successor. Data that was reported durable is damaged: nothing is cut, the
+  damage is reported with file, position and offset, and the log will not
+  serve past it until an operator decides (``PartitionLog.truncate_corrupt``).
+
+A missing or damaged checkpoint means scanning everything: slow, never wrong.
+Index files that fail their checks (size, order, pointing past the log) are
+rebuilt from the .log.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from tidings.storage import checkpoint as ckpt
+from tidings.storage.config import LogConfig
+from tidings.storage.fileio import FileSystem
+from tidings.storage.index import IndexCorrupted
+from tidings.storage.results import CorruptionReport
+from tidings.storage.segment import Segment, parse_segment_name
+
+INDEX_SUFFIXES = (".index", ".timeindex")
+
+
+@dataclass
+class LoadOutcome:
+    segments: list[Segment]
+    corruption: CorruptionReport | None = None
+    truncated_bytes: int = 0  # torn tail cut off
+    scanned_bytes: int = 0  # bytes checked batch by batch (the cost of recovery)
+    rebuilt_indexes: list[str] = field(default_factory=list)
+
+
+def load(fs: FileSystem, directory: str, config: LogConfig) -> LoadOutcome:
+    fs.makedirs(directory)
+    names = fs.listdir(directory)
+    for name in names:
+        if name.endswith(".tmp"):
+            fs.remove(os.path.join(directory, name))
+    bases = sorted(base for name in names if (base := parse_segment_name(name)) is not None)
+    _remove_orphan_indexes(fs, directory, names, bases)
+    interval = config.index_interval_bytes
+    if not bases:
+        segment = Segment(fs, directory, 0, interval)
+        fs.sync_dir(directory)
+        return LoadOutcome([segment])
+
+    segments = [Segment(fs, directory, base, interval) for base in bases]
+    point = ckpt.read(fs, directory)
+    if point is not None and (
+        point.segment not in bases or point.position > _file_size(segments[bases.index(point.segment)])
+    ):
+        point = None
+    outcome = LoadOutcome(segments)
+    for number, segment in enumerate(segments):
+        is_last = number == len(segments) - 1
+        following = segments[number + 1].base_offset if not is_last else None
+        if point is not None and segment.base_offset < point.segment and following is not None:
+            _load_sealed(segment, following, outcome)
+        elif point is not None and segment.base_offset == point.segment:
+            start = point if _load_indexes(segment, outcome) else _from_start(segment)
+            _recover(segment, start, is_last, outcome)
+        else:
+            segment.offset_index.clear()
+            segment.time_index.clear()
+            _recover(segment, _from_start(segment), is_last, outcome)
+        if following is not None and segment.next_offset != following and outcome.corruption is None:
+            outcome.corruption = CorruptionReport(
+                segment.path,
+                segment.size,
+                segment.next_offset,
+                f"segment ends at offset {segment.next_offset} but the next one starts at {following}",
+            )
+    return outcome
+
+
+def _file_size(segment: Segment) -> int:
+    return segment.file.size()
+
+
+def _remove_orphan_indexes(fs: FileSystem, directory: str, names: list[str], bases: list[int]) -> None:
+    """Index files whose .log is gone: left by a crash in the middle of a retention delete."""
+    known = {f"{base:020d}" for base in bases}
+    for name in names:
+        stem, _, suffix = name.partition(".")
+        if "." + suffix in INDEX_SUFFIXES and stem not in known:
+            fs.remove(os.path.join(directory, name))
+
+
+def _load_indexes(segment: Segment, outcome: LoadOutcome) -> bool:
+    try:
+        segment.offset_index.load()
+        segment.time_index.load()
+    except IndexCorrupted as exc:
+        outcome.rebuilt_indexes.append(str(exc))
+        segment.offset_index.clear()
+        segment.time_index.clear()
+        return False
+    return True
+
+
+def _load_sealed(segment: Segment, following: int, outcome: LoadOutcome) -> None:
+    """A segment before the checkpoint: trust its bytes, load (or rebuild) its indexes."""
+    size = _file_size(segment)
+    segment.size = size
+    segment.next_offset = following
+    healthy = _load_indexes(segment, outcome)
+    offsets, times = segment.offset_index, segment.time_index
+    if (
+        healthy
+        and size
+        and (
+            not len(times)
+            or (len(offsets) and offsets.values[-1] >= size)
+            or (len(offsets) and segment.base_offset + offsets.keys[-1] >= following)
+            or segment.base_offset + times.values[-1] >= following
+        )
+    ):
+        outcome.rebuilt_indexes.append(f"{offsets.path}: does not match its log")
+        healthy = False
+    if not healthy:
+        segment.rebuild_indexes()
+        segment.seal()
+        return
+    # The seal wrote a last time-index entry: the newest time and the last batch.
+    segment.resume(size, following, times.keys[-1], segment.base_offset + times.values[-1])
+
+
+def _from_start(segment: Segment) -> ckpt.Checkpoint:
+    return ckpt.Checkpoint(segment.base_offset, 0, segment.base_offset, -1, -1)
+
+
+def _recover(segment: Segment, start: ckpt.Checkpoint, is_last: bool, outcome: LoadOutcome) -> None:
+    """Scan ``segment`` from ``start`` to its end; cut a torn tail, report corruption."""
+    size = _file_size(segment)
+    segment.resume(start.position, start.next_offset, start.max_append_time, start.last_batch)
+    result = segment.recover(start.position, start.next_offset, size)
+    outcome.scanned_bytes += size - start.position
+    if result.corruption is not None and outcome.corruption is None:
+        outcome.corruption = result.corruption
+    if not result.torn_bytes:
+        return
+    if is_last:
+        segment.file.truncate(result.end)
+        outcome.truncated_bytes += result.torn_bytes
+    elif outcome.corruption is None:
+        outcome.corruption = CorruptionReport(
+            segment.path, result.end, result.next_offset, "damaged batch in a sealed segment"
+        )

@@ -1,0 +1,467 @@
+"""A partition log: an ordered, append-only, segmented sequence of record batches.
+
+The log assigns offsets and append times, writes batches to the active
+segment, rolls segments, applies retention, answers reads by offset and by
+time, and tells apart what is written from what is durable:
+
+* ``end_offset``: the next offset to assign. Everything below was written
+  (it is in the OS page cache), which is not the same as durable.
+* ``durable_offset``: everything below was fsynced.
+* ``high_watermark``: everything below may be acknowledged to producers and
+  delivered to consumers. Under ``always`` that is ``durable_offset``; under
+  ``interval:MS`` and ``never`` the user chose speed over durability and it
+  is ``end_offset``.
+
+Group commit. ``commit(offset)`` blocks until ``offset`` is below the high
+watermark. Under ``always``, callers take turns on one sync lock; the one
+holding it fsyncs everything appended so far, outside the append lock, so
+appends go on during the fsync and the callers queued behind it usually find
+their offset already covered when their turn comes. One fsync thus serves
+every append that arrived while the previous one ran, and throughput grows
+with concurrency instead of being capped by the disk's fsync rate.
+
+Thread safety: every method may be called from any thread. Appends, reads and
+structural changes (roll, retention, truncation) take ``_lock``; fsyncs take
+``_sync_lock`` and run outside ``_lock``.
+
+Failure. A full disk rolls the append back and raises ``DiskFullError``:
+nothing is acknowledged, reads go on, and appends work again once space
+returns. Any other write or fsync error (EIO) marks the log failed: a failed
+fsync may have dropped dirty pages while clearing the error, so retrying it
+could report success for lost data. Reopening the log re-reads what reached
+the disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import threading
+import time
+from bisect import bisect_right
+from collections.abc import Callable
+
+from tidings.errors import (
+    DiskFullError,
+    InvalidBatchError,
+    LogClosedError,
+    LogCorruptedError,
+    LogFailedError,
+    OffsetOutOfRangeError,
+    StorageError,
+)
+from tidings.records import HEADER_SIZE, Buffer, check_batch, stamped_header, validate_records
+from tidings.storage import checkpoint as ckpt
+from tidings.storage import loader
+from tidings.storage.config import LogConfig, SyncMode
+from tidings.storage.fileio import FileSystem, OsFileSystem
+from tidings.storage.results import AppendResult, CorruptionReport, ReadResult, RollParams, SegmentInfo
+from tidings.storage.retention import segments_to_delete, should_roll, sync_due
+from tidings.storage.segment import IndexMismatch, Segment
+
+Clock = Callable[[], int]
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class PartitionLog:
+    def __init__(
+        self,
+        directory: str,
+        config: LogConfig | None = None,
+        *,
+        fs: FileSystem | None = None,
+        clock: Clock = wall_clock_ms,
+    ) -> None:
+        self.directory = directory
+        self.config = config or LogConfig()
+        self._fs = fs or OsFileSystem()
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._sync_lock = threading.Lock()
+        self._closed = False
+        self._failed: LogFailedError | None = None
+
+        outcome = loader.load(self._fs, directory, self.config)
+        self.recovery = outcome
+        self._segments: list[Segment] = outcome.segments
+        self._corruption: CorruptionReport | None = outcome.corruption
+        self._end_offset = self._active.next_offset
+        self._last_append_time = max(self._active.max_append_time, 0)
+        self._checkpoint_position = 0
+        self._last_sync_ms = clock()
+        self._durable_offset = self._end_offset
+        with self._lock:
+            self._active.file.sync()
+            self._active.flush_indexes()
+            self._write_checkpoint()
+
+    # -- state ---------------------------------------------------------------------
+
+    @property
+    def _active(self) -> Segment:
+        return self._segments[-1]
+
+    @property
+    def start_offset(self) -> int:
+        return self._segments[0].base_offset
+
+    @property
+    def end_offset(self) -> int:
+        return self._end_offset
+
+    @property
+    def durable_offset(self) -> int:
+        return self._durable_offset
+
+    @property
+    def high_watermark(self) -> int:
+        if self.config.fsync.mode is SyncMode.ALWAYS:
+            return self._durable_offset
+        return self._end_offset
+
+    @property
+    def size(self) -> int:
+        return sum(segment.size for segment in self._segments)
+
+    @property
+    def segments(self) -> list[SegmentInfo]:
+        with self._lock:
+            return [segment.info for segment in self._segments]
+
+    @property
+    def corruption(self) -> CorruptionReport | None:
+        return self._corruption
+
+    @property
+    def failed(self) -> LogFailedError | None:
+        return self._failed
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "failed" if self._failed else "open"
+        return (
+            f"<PartitionLog {self.directory} {state} offsets {self.start_offset}..{self._end_offset} "
+            f"durable={self._durable_offset} segments={len(self._segments)} fsync={self.config.fsync}>"
+        )
+
+    # -- appending -----------------------------------------------------------------
+
+    def append(self, batch: Buffer) -> AppendResult:
+        """Check ``batch``, stamp its offsets and time, and write it. Written, not yet durable."""
+        view = memoryview(batch)
+        header = check_batch(view)
+        if header.length != len(view):
+            raise InvalidBatchError(f"batch says {header.length} bytes but {len(view)} were given")
+        if self.config.validate_records:
+            validate_records(view, header)
+        with self._lock:
+            self._check_writable()
+            now = max(self._clock(), self._last_append_time)
+            active = self._active
+            roll = RollParams(
+                active.info,
+                header.length,
+                header.record_count,
+                now,
+                self.config.max_segment_bytes,
+                self.config.max_segment_ms,
+            )
+            if should_roll(roll):
+                active = self._roll()
+            base = self._end_offset
+            stamped = dataclasses.replace(header, base_offset=base, append_time=now)
+            try:
+                active.append(stamped_header(view, base, now), view[HEADER_SIZE:], stamped)
+            except OSError as exc:
+                self._roll_back(active, exc)
+            self._end_offset = stamped.next_offset
+            self._last_append_time = now
+            return AppendResult(base, stamped.last_offset, now, header.length)
+
+    def _roll_back(self, segment: Segment, exc: OSError) -> None:
+        """Undo a failed write: cut the bytes it may have left, then raise the right error."""
+        try:
+            segment.file.truncate(segment.size)
+        except OSError as cut:
+            raise self._fail(f"cannot undo a failed write to {segment.path}: {cut}") from exc
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(
+                f"no space left to append to {segment.path} at position {segment.size} "
+                f"(offset {self._end_offset}); the append was rolled back"
+            ) from exc
+        raise self._fail(f"write to {segment.path} at position {segment.size} failed: {exc}") from exc
+
+    def _roll(self) -> Segment:
+        """Seal the active segment and start a new one at the end offset (holding ``_lock``)."""
+        old = self._active
+        try:
+            old.seal()
+            segment = Segment(self._fs, self.directory, self._end_offset, self.config.index_interval_bytes)
+            self._fs.sync_dir(self.directory)
+        except OSError as exc:
+            raise self._fail(f"cannot roll {old.path}: {exc}") from exc
+        self._segments.append(segment)
+        self._durable_offset = self._end_offset
+        self._write_checkpoint()
+        return segment
+
+    # -- durability ----------------------------------------------------------------
+
+    def commit(self, offset: int) -> None:
+        """Block until ``offset`` may be acknowledged: below the high watermark.
+
+        Under ``always`` this joins or runs a group fsync; under ``interval:MS``
+        it fsyncs only when the interval is due; under ``never`` it returns.
+        """
+        mode = self.config.fsync.mode
+        if mode is SyncMode.INTERVAL:
+            self.tick()
+        if mode is not SyncMode.ALWAYS or self._durable_offset > offset:
+            self._check_writable()
+            return
+        with self._sync_lock:
+            if self._durable_offset <= offset:
+                self._sync_locked()
+        if self._durable_offset <= offset:
+            self._check_writable()
+            raise StorageError(f"offset {offset} is past the log end {self._end_offset}")
+
+    def sync(self) -> int:
+        """fsync everything appended so far, whatever the policy; returns ``durable_offset``."""
+        with self._sync_lock:
+            self._sync_locked()
+        return self._durable_offset
+
+    def tick(self, now: int | None = None) -> None:
+        """Periodic work for ``interval:MS``: fsync when the interval is due."""
+        now = self._clock() if now is None else now
+        if sync_due(self.config.fsync, self._last_sync_ms, now, self._end_offset > self._durable_offset):
+            self.sync()
+
+    def _sync_locked(self) -> None:
+        with self._lock:
+            self._check_writable()
+            segment = self._active
+            end, position = self._end_offset, segment.size
+            last_batch, max_time = segment.last_batch_offset, segment.max_append_time
+        if end <= self._durable_offset:
+            return
+        try:
+            segment.file.sync()
+        except OSError as exc:
+            with self._lock:
+                raise self._fail(f"fsync of {segment.path} failed: {exc}") from exc
+        with self._lock:
+            self._last_sync_ms = self._clock()
+            self._durable_offset = max(self._durable_offset, end)
+            if segment is self._active:
+                due = position - self._checkpoint_position >= self.config.checkpoint_interval_bytes
+                if due:
+                    self._checkpoint_at(position, end, max_time, last_batch)
+
+    def _write_checkpoint(self) -> None:
+        """Checkpoint the whole active segment; it must be synced already (holding ``_lock``)."""
+        segment = self._active
+        self._checkpoint_at(
+            segment.size, segment.next_offset, segment.max_append_time, segment.last_batch_offset
+        )
+
+    def _checkpoint_at(self, position: int, next_offset: int, max_time: int, last_batch: int) -> None:
+        segment = self._active
+        try:
+            segment.flush_indexes()
+            point = ckpt.Checkpoint(segment.base_offset, position, next_offset, max_time, last_batch)
+            ckpt.write(self._fs, self.directory, point)
+        except OSError as exc:
+            raise self._fail(f"cannot write the recovery checkpoint in {self.directory}: {exc}") from exc
+        self._checkpoint_position = position
+
+    def _fail(self, message: str) -> LogFailedError:
+        if self._failed is None:
+            self._failed = LogFailedError(f"{message}; the log accepts no more writes until reopened")
+        return self._failed
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"log {self.directory} is closed")
+        if self._failed is not None:
+            raise self._failed
+
+    # -- reading -------------------------------------------------------------------
+
+    def read(self, offset: int, max_bytes: int = 1 << 20, *, max_offset: int | None = None) -> ReadResult:
+        """Whole batches from the one holding ``offset``, up to ``max_bytes`` (at least one batch).
+
+        Only records below the high watermark (and ``max_offset``) are served;
+        each batch is checked against its CRCs on the way out, so damaged bytes
+        are reported, never served.
+        """
+        with self._lock:
+            if self._closed:
+                raise LogClosedError(f"log {self.directory} is closed")
+            limit = self.high_watermark if max_offset is None else min(max_offset, self.high_watermark)
+            if offset < self.start_offset or offset > self._end_offset:
+                raise OffsetOutOfRangeError(
+                    f"offset {offset} is outside the log {self.directory} "
+                    f"({self.start_offset}..{self._end_offset})"
+                )
+            self._check_corruption(offset)
+            if offset >= limit:
+                return ReadResult(b"", offset, offset, 0, 0, self.high_watermark)
+            segment = self._segments[self._segment_index(offset)]
+            try:
+                return self._read_segment(segment, offset, max_bytes, limit)
+            except IndexMismatch:
+                segment.rebuild_indexes()
+                return self._read_segment(segment, offset, max_bytes, limit)
+
+    def _segment_index(self, offset: int) -> int:
+        return bisect_right(self._segments, offset, key=lambda segment: segment.base_offset) - 1
+
+    def _check_corruption(self, offset: int) -> None:
+        report = self._corruption
+        if report is not None and offset >= report.offset:
+            raise LogCorruptedError(
+                f"partition log {self.directory} is damaged at offset {report.offset} "
+                f"({report.path}, position {report.position}: {report.reason}); "
+                "it serves nothing from there until an operator truncates or restores it",
+                path=report.path,
+                position=report.position,
+                offset=report.offset,
+            )
+
+    def _read_segment(self, segment: Segment, offset: int, max_bytes: int, limit: int) -> ReadResult:
+        position, expected = segment.locate(offset)
+        start = -1
+        first = total = 0
+        try:
+            for at, header in segment.headers_from(position, segment.size, expected):
+                if header.base_offset >= limit:
+                    break
+                if start < 0:
+                    if header.next_offset <= offset:
+                        continue
+                    start, first = at, header.base_offset
+                elif total + header.length > max_bytes:
+                    break
+                total += header.length
+        except InvalidBatchError as exc:
+            if start < 0:
+                self._report_corruption(segment, position, offset, str(exc))
+        if start < 0:
+            return ReadResult(b"", offset, offset, 0, 0, self.high_watermark)
+        return self._checked(segment, segment.read_range(start, total), start, first)
+
+    def _checked(self, segment: Segment, data: bytes, start: int, first: int) -> ReadResult:
+        """Check every batch's CRCs before it leaves; serve the good prefix, report the rest."""
+        position = records = batches = 0
+        expected = first
+        while position < len(data):
+            try:
+                header = check_batch(data, position)
+                if header.base_offset != expected:
+                    raise InvalidBatchError(f"base offset {header.base_offset}, expected {expected}")
+            except InvalidBatchError as exc:
+                self._report_corruption(segment, start + position, expected, str(exc), raise_now=not batches)
+                break
+            position += header.length
+            records += header.record_count
+            batches += 1
+            expected = header.next_offset
+        return ReadResult(data[:position], first, expected, records, batches, self.high_watermark)
+
+    def _report_corruption(
+        self, segment: Segment, position: int, offset: int, reason: str, *, raise_now: bool = True
+    ) -> None:
+        if self._corruption is None or offset < self._corruption.offset:
+            self._corruption = CorruptionReport(segment.path, position, offset, reason)
+        if raise_now:
+            self._check_corruption(offset)
+
+    def offset_for_time(self, timestamp: int) -> int:
+        """The first offset appended at or after ``timestamp`` (ms), or ``end_offset`` if none.
+
+        Binary search over segments by their newest time, then over the
+        segment's time index, then a scan of at most about one index interval.
+        """
+        with self._lock:
+            number = bisect_right(self._segments, timestamp - 1, key=lambda s: s.max_append_time)
+            if number >= len(self._segments):
+                return self._end_offset
+            segment = self._segments[number]
+            position, expected = segment.locate_time(timestamp)
+            for _, header in segment.headers_from(position, segment.size, expected):
+                if header.append_time >= timestamp:
+                    return header.base_offset
+            return segment.next_offset
+
+    # -- maintenance ---------------------------------------------------------------
+
+    def apply_retention(self, now: int | None = None) -> list[SegmentInfo]:
+        """Delete the sealed segments the retention policy no longer keeps; returns them."""
+        now = self._clock() if now is None else now
+        with self._sync_lock, self._lock:
+            self._check_writable()
+            doomed = segments_to_delete(self.segments, self.config.retention, now)
+            for info in doomed:
+                segment = self._segments.pop(0)
+                assert segment.base_offset == info.base_offset
+                segment.close()
+                try:
+                    for path in reversed(
+                        segment.paths()
+                    ):  # indexes first: a crash leaves a .log, not orphans
+                        self._fs.remove(path)
+                except OSError as exc:
+                    raise self._fail(f"cannot delete segment {segment.path}: {exc}") from exc
+            if doomed:
+                self._fs.sync_dir(self.directory)
+            return doomed
+
+    def truncate_corrupt(self) -> int:
+        """The operator's decision after corruption: cut the log at the damaged batch.
+
+        Everything from the damaged batch on is deleted; returns the new end offset.
+        """
+        with self._sync_lock, self._lock:
+            self._check_writable()
+            report = self._corruption
+            if report is None:
+                return self._end_offset
+            number = next(i for i, s in enumerate(self._segments) if s.path == report.path)
+            for segment in self._segments[number + 1 :]:
+                segment.close()
+                for path in segment.paths():
+                    self._fs.remove(path)
+            del self._segments[number + 1 :]
+            segment = self._active
+            segment.truncate(report.position)
+            segment.file.sync()
+            self._fs.sync_dir(self.directory)
+            self._corruption = None
+            self._end_offset = self._durable_offset = segment.next_offset
+            self._write_checkpoint()
+            return self._end_offset
+
+    def close(self) -> None:
+        """Seal the active segment, write a checkpoint and close every file. Idempotent."""
+        with self._sync_lock, self._lock:
+            if self._closed:
+                return
+            try:
+                if self._failed is None:
+                    self._active.seal()
+                    self._durable_offset = self._end_offset
+                    self._write_checkpoint()
+            finally:
+                self._closed = True
+                for segment in self._segments:
+                    segment.close()
+
+    def __enter__(self) -> PartitionLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
