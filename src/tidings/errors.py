@@ -9,6 +9,8 @@ alone is enough to act on.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class TidingsError(Exception):
     """Base class of every error Tidings raises on purpose."""
@@ -67,3 +69,58 @@ class OffsetOutOfRangeError(StorageError):
 
 class LogClosedError(StorageError):
     """The log was closed; it must be reopened before use."""
+
+
+# -- protocol ---------------------------------------------------------------------
+
+
+class ProtocolError(TidingsError):
+    """The wire conversation broke its rules, so the connection cannot go on.
+
+    ``code`` is a stable string, sent in the fatal Error frame that tells the
+    peer why the connection is closing. The peer's code can also tell which
+    error to raise on its side. Codes never change once released; messages may.
+    """
+
+    code: ClassVar[str] = "protocol_error"
+
+
+class FrameTooLarge(ProtocolError):
+    """A frame is longer than the receiver's limit.
+
+    Raised from the length prefix alone, before any of the frame is buffered,
+    so a peer cannot make us hold more than one maximum-size frame. Also raised
+    by ``send`` when the peer's announced limit is too small for the frame.
+    """
+
+    code: ClassVar[str] = "frame_too_large"
+
+
+class MalformedFrame(ProtocolError):
+    """The bytes do not decode as a frame: bad msgpack, unknown kind, wrong types, bad lengths."""
+
+    code: ClassVar[str] = "malformed_frame"
+
+
+class UnexpectedFrame(ProtocolError):
+    """A well-formed frame that the connection's state or the sender's role forbids.
+
+    For example: a frame before the handshake, a server sending Produce, or
+    anything sent after Close.
+    """
+
+    code: ClassVar[str] = "unexpected_frame"
+
+
+class HandshakeRejected(ProtocolError):
+    """The handshake failed. The peer refused it, or no protocol version suits both sides.
+
+    ``reason`` holds the code the refusing side gave, such as ``not_authorized``
+    from a broker that rejected the token, or ``handshake_rejected`` itself.
+    """
+
+    code: ClassVar[str] = "handshake_rejected"
+
+    def __init__(self, message: str, *, reason: str = "handshake_rejected") -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -7,23 +7,33 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from tidings.errors import LogCorruptedError, StorageError
 from tidings.records import iter_batches, iter_records
 from tidings.storage import PartitionLog
 
 app = typer.Typer(help="Inspect and verify a partition log directory.", no_args_is_help=True)
 out = Console()
 
-LogDirectory = Annotated[
-    Path, typer.Argument(exists=True, file_okay=False, help="A partition log directory.")
-]
+LogDirectory = Annotated[Path, typer.Argument(help="A partition log directory.")]
+
+
+def _open(directory: Path) -> PartitionLog:
+    """Open an existing log directory; never create one, nor a log in another directory."""
+    if not directory.is_dir():
+        problem = "is not a directory" if directory.exists() else "does not exist"
+        raise StorageError(f"log directory {directory} {problem}")
+    if not any(directory.glob("*.log")):
+        raise StorageError(f"{directory} holds no partition log (no .log segment files)")
+    return PartitionLog(str(directory))
 
 
 @app.command()
 def info(directory: LogDirectory) -> None:
     """Offsets, segments and recovery figures of the log in DIRECTORY."""
-    with PartitionLog(str(directory)) as log:
+    with _open(directory) as log:
         table = Table("segment", "offsets", "bytes", "newest append (ms)")
         for segment in log.segments:
             table.add_row(
@@ -41,7 +51,8 @@ def info(directory: LogDirectory) -> None:
         if log.corruption is not None:
             report = log.corruption
             out.print(
-                f"[red]damaged[/red] at offset {report.offset}: {report.path} position {report.position}"
+                f"[red]damaged[/red] at offset {report.offset}: "
+                f"{escape(report.path)} position {report.position}"
             )
             raise typer.Exit(2)
 
@@ -49,10 +60,17 @@ def info(directory: LogDirectory) -> None:
 @app.command()
 def verify(directory: LogDirectory) -> None:
     """Read every batch and check its CRCs; exit 2 at the first damaged one."""
-    with PartitionLog(str(directory)) as log:
+    with _open(directory) as log:
         offset, batches, records = log.start_offset, 0, 0
         while offset < log.high_watermark:
-            result = log.read(offset, 4 << 20)
+            try:
+                result = log.read(offset, 4 << 20)
+            except LogCorruptedError as exc:
+                out.print(
+                    f"[red]damaged[/red] at offset {exc.offset}: {escape(exc.path)} position {exc.position} "
+                    f"(after {batches:,} good batches, {records:,} records)"
+                )
+                raise typer.Exit(2) from exc
             for position, header in iter_batches(result.data):
                 batches += 1
                 records += sum(1 for _ in iter_records(result.data, position, header))

@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tidings import __version__
 from tidings.cli import log_commands
@@ -32,5 +33,6 @@ def main() -> None:
     try:
         app()
     except TidingsError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        # escaped: a path may hold [brackets]; soft_wrap: one line, however long
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -7,6 +7,7 @@ letters, the event browser) call ``iter_records``. The layout is in
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,10 +68,10 @@ def decode_headers(buf: Buffer) -> tuple[tuple[str, bytes], ...]:
     if not buf:
         return ()
     view = memoryview(buf)
-    (count,) = L.HEADER_COUNT.unpack_from(view, 0)
     cursor = L.HEADER_COUNT.size
     out: list[tuple[str, bytes]] = []
     try:
+        (count,) = L.HEADER_COUNT.unpack_from(view, 0)
         for _ in range(count):
             (name_len,) = L.HEADER_NAME_LENGTH.unpack_from(view, cursor)
             cursor += L.HEADER_NAME_LENGTH.size
@@ -82,7 +83,7 @@ def decode_headers(buf: Buffer) -> tuple[tuple[str, bytes], ...]:
                 raise InvalidBatchError("record header value runs past the headers section")
             out.append((name, bytes(view[cursor : cursor + value_len])))
             cursor += value_len
-    except (ValueError, UnicodeDecodeError) as exc:  # struct.error is a ValueError
+    except (struct.error, ValueError) as exc:  # struct.error is not a ValueError; UnicodeDecodeError is
         raise InvalidBatchError(f"malformed record headers: {exc}") from exc
     if cursor != len(view):
         raise InvalidBatchError(f"{len(view) - cursor} stray bytes after the record headers")

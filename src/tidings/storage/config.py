@@ -29,7 +29,7 @@ class FsyncPolicy:
             return cls(SyncMode.NEVER)
         if value.startswith("interval:"):
             number = value.removeprefix("interval:")
-            if number.isdigit() and int(number) > 0:
+            if number.isascii() and number.isdigit() and int(number) > 0:
                 return cls(SyncMode.INTERVAL, int(number))
         raise StorageError(f"bad fsync policy {text!r}: use always, never or interval:MS (MS > 0)")
 

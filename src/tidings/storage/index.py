@@ -14,12 +14,13 @@ offset-index entry when the time has moved on, and a last one when the segment
 is sealed, so its final entry is the segment's newest time. Keys and values
 both strictly increase in both files.
 
-Entries live in memory (two arrays per index, 12 or 16 bytes an entry: about
-1 MiB per GiB of log) and are written to the file only when the log is
-checkpointed, after the log bytes they point to are durable, so an index file
-never points past durable data. After a crash the loader drops entries beyond
-the checkpoint and re-derives them by scanning; a file that is short, out of
-order or pointing past its log is rebuilt from the .log.
+Entries live in memory (two arrays per index, 8 or 12 bytes an entry: about
+2-3 MiB per GiB of log at the default 4 KiB interval) and are written to the
+file when the log is checkpointed or a segment sealed. A checkpoint may write
+entries for batches appended after its own position; after a crash the loader
+drops every entry beyond the checkpoint and re-derives them by scanning, so a
+file never leads recovery past data it has checked. A file that is short, out
+of order or pointing past its log is rebuilt from the .log.
 """
 
 from __future__ import annotations

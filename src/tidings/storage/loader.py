@@ -14,21 +14,25 @@ and the indexes are re-derived. The first batch that fails is either
   serve past it until an operator decides (``PartitionLog.truncate_corrupt``).
 
 A missing or damaged checkpoint means scanning everything: slow, never wrong.
-Index files that fail their checks (size, order, pointing past the log) are
-rebuilt from the .log.
+Index files that fail their checks (size, order, pointing past the log, a
+last entry that is not the segment's last batch: one short header walk per
+sealed segment) are rebuilt by a full check of the .log.
 """
 
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
+from tidings.errors import InvalidBatchError
+from tidings.records import BatchHeader
 from tidings.storage import checkpoint as ckpt
 from tidings.storage.config import LogConfig
 from tidings.storage.fileio import FileSystem
 from tidings.storage.index import IndexCorrupted
 from tidings.storage.results import CorruptionReport
-from tidings.storage.segment import Segment, parse_segment_name
+from tidings.storage.segment import IndexMismatch, Segment, parse_segment_name
 
 INDEX_SUFFIXES = (".index", ".timeindex")
 
@@ -43,7 +47,11 @@ class LoadOutcome:
 
 
 def load(fs: FileSystem, directory: str, config: LogConfig) -> LoadOutcome:
-    fs.makedirs(directory)
+    if not fs.exists(directory):
+        fs.makedirs(directory)
+        # The new directory's own entry must be durable too, or a crash could lose a whole
+        # log whose appends were reported durable.
+        fs.sync_dir(os.path.dirname(os.path.abspath(directory)))
     names = fs.listdir(directory)
     for name in names:
         if name.endswith(".tmp"):
@@ -67,10 +75,16 @@ def load(fs: FileSystem, directory: str, config: LogConfig) -> LoadOutcome:
         is_last = number == len(segments) - 1
         following = segments[number + 1].base_offset if not is_last else None
         if point is not None and segment.base_offset < point.segment and following is not None:
-            _load_sealed(segment, following, outcome)
+            _load_sealed(segment, following, interval, outcome)
         elif point is not None and segment.base_offset == point.segment:
             start = point if _load_indexes(segment, outcome) else _from_start(segment)
-            _recover(segment, start, is_last, outcome)
+            lost_times = len(segment.offset_index) > 0 and not len(segment.time_index)
+            if start is point and (
+                lost_times or not _index_fits(segment, point.position, point.next_offset, interval)[0]
+            ):
+                outcome.rebuilt_indexes.append(f"{segment.offset_index.path}: does not match its log")
+                start = _from_start(segment)
+            _recover(segment, start, is_last, outcome, trusted=point.position)
         else:
             segment.offset_index.clear()
             segment.time_index.clear()
@@ -110,7 +124,7 @@ def _load_indexes(segment: Segment, outcome: LoadOutcome) -> bool:
     return True
 
 
-def _load_sealed(segment: Segment, following: int, outcome: LoadOutcome) -> None:
+def _load_sealed(segment: Segment, following: int, interval: int, outcome: LoadOutcome) -> None:
     """A segment before the checkpoint: trust its bytes, load (or rebuild) its indexes."""
     size = _file_size(segment)
     segment.size = size
@@ -125,36 +139,85 @@ def _load_sealed(segment: Segment, following: int, outcome: LoadOutcome) -> None
             or (len(offsets) and offsets.values[-1] >= size)
             or (len(offsets) and segment.base_offset + offsets.keys[-1] >= following)
             or segment.base_offset + times.values[-1] >= following
+            or not _ends_as_sealed(segment, size, following, interval)
         )
     ):
         outcome.rebuilt_indexes.append(f"{offsets.path}: does not match its log")
         healthy = False
     if not healthy:
-        segment.rebuild_indexes()
-        segment.seal()
+        # A full check, not a header walk: a damaged batch is reported, never raised from here.
+        segment.offset_index.clear()
+        segment.time_index.clear()
+        _recover(segment, _from_start(segment), False, outcome)
         return
     # The seal wrote a last time-index entry: the newest time and the last batch.
     segment.resume(size, following, times.keys[-1], segment.base_offset + times.values[-1])
+
+
+def _index_fits(
+    segment: Segment, end: int, next_offset: int, interval: int
+) -> tuple[bool, BatchHeader | None]:
+    """Walk the batch headers from the last offset-index entry below ``end`` to ``end``.
+
+    The index fits its log when the walk ends exactly at ``end`` at
+    ``next_offset`` and passes no batch that should have had an entry (one
+    ``interval`` after the last). Costs one short read. Returns whether it
+    fits and the last header walked.
+    """
+    offsets = segment.offset_index
+    slot = bisect_left(offsets.values, end) - 1
+    indexed, expected = 0, segment.base_offset
+    if slot >= 0:
+        indexed, expected = offsets.values[slot], segment.base_offset + offsets.keys[slot]
+    last, position = None, indexed
+    try:
+        for at, header in segment.headers_from(indexed, end, expected):
+            if at - indexed >= interval:
+                return False, None  # an entry is missing here
+            last, position, expected = header, at + header.length, header.next_offset
+    except (InvalidBatchError, IndexMismatch):
+        return False, None
+    return position == end and expected == next_offset, last
+
+
+def _ends_as_sealed(segment: Segment, size: int, following: int, interval: int) -> bool:
+    """Do the indexes fit the log, and does the last batch say what the seal's time entry says?"""
+    fits, last = _index_fits(segment, size, following, interval)
+    times = segment.time_index
+    return (
+        fits
+        and last is not None
+        and last.append_time == times.keys[-1]
+        # Keys strictly increase: a seal in the same ms as the last entry adds none.
+        and last.base_offset >= segment.base_offset + times.values[-1]
+    )
 
 
 def _from_start(segment: Segment) -> ckpt.Checkpoint:
     return ckpt.Checkpoint(segment.base_offset, 0, segment.base_offset, -1, -1)
 
 
-def _recover(segment: Segment, start: ckpt.Checkpoint, is_last: bool, outcome: LoadOutcome) -> None:
-    """Scan ``segment`` from ``start`` to its end; cut a torn tail, report corruption."""
+def _recover(
+    segment: Segment, start: ckpt.Checkpoint, is_last: bool, outcome: LoadOutcome, trusted: int = 0
+) -> None:
+    """Scan ``segment`` from ``start`` to its end; cut a torn tail, report corruption.
+
+    Bytes before ``trusted`` (the checkpoint's position) were synced: damage there is never a tear.
+    """
     size = _file_size(segment)
     segment.resume(start.position, start.next_offset, start.max_append_time, start.last_batch)
     result = segment.recover(start.position, start.next_offset, size)
     outcome.scanned_bytes += size - start.position
     if result.corruption is not None and outcome.corruption is None:
         outcome.corruption = result.corruption
+    if not is_last:
+        segment.seal()  # its indexes were re-derived in memory: write them, with the final time entry
     if not result.torn_bytes:
         return
-    if is_last:
+    if is_last and result.end >= trusted:
         segment.file.truncate(result.end)
         outcome.truncated_bytes += result.torn_bytes
     elif outcome.corruption is None:
         outcome.corruption = CorruptionReport(
-            segment.path, result.end, result.next_offset, "damaged batch in a sealed segment"
+            segment.path, result.end, result.next_offset, "damaged batch in synced data"
         )

@@ -26,15 +26,19 @@ structural changes (roll, retention, truncation) take ``_lock``; fsyncs take
 
 Failure. A full disk rolls the append back and raises ``DiskFullError``:
 nothing is acknowledged, reads go on, and appends work again once space
-returns. Any other write or fsync error (EIO) marks the log failed: a failed
+returns. No room for index entries or a checkpoint (while sealing, rolling,
+committing or closing) costs only recovery time: the old checkpoint stays
+valid, so the commit of synced data still succeeds. Any other write or fsync
+error (EIO), and any failed fsync of data, marks the log failed: a failed
 fsync may have dropped dirty pages while clearing the error, so retrying it
 could report success for lost data. Reopening the log re-reads what reached
-the disk.
+the disk. Once corruption is found the log accepts no appends and writes no
+checkpoint (one past the damage would make the next recovery cut it as a
+torn tail) until ``truncate_corrupt``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import threading
 import time
@@ -50,7 +54,7 @@ from tidings.errors import (
     OffsetOutOfRangeError,
     StorageError,
 )
-from tidings.records import HEADER_SIZE, Buffer, check_batch, stamped_header, validate_records
+from tidings.records import HEADER_SIZE, Buffer, check_batch, read_header, stamped_header, validate_records
 from tidings.storage import checkpoint as ckpt
 from tidings.storage import loader
 from tidings.storage.config import LogConfig, SyncMode
@@ -84,7 +88,10 @@ class PartitionLog:
         self._closed = False
         self._failed: LogFailedError | None = None
 
-        outcome = loader.load(self._fs, directory, self.config)
+        try:
+            outcome = loader.load(self._fs, directory, self.config)
+        except OSError as exc:  # not a directory, no permission, ...: translated at the boundary
+            raise StorageError(f"cannot open partition log {directory}: {exc}") from exc
         self.recovery = outcome
         self._segments: list[Segment] = outcome.segments
         self._corruption: CorruptionReport | None = outcome.corruption
@@ -95,8 +102,7 @@ class PartitionLog:
         self._durable_offset = self._end_offset
         with self._lock:
             self._active.file.sync()
-            self._active.flush_indexes()
-            self._write_checkpoint()
+            self._write_checkpoint()  # flushes the indexes too; skipped on a full disk
 
     # -- state ---------------------------------------------------------------------
 
@@ -158,6 +164,8 @@ class PartitionLog:
             validate_records(view, header)
         with self._lock:
             self._check_writable()
+            if self._corruption is not None:  # no appends past damage until an operator decides
+                self._check_corruption(self._corruption.offset)
             now = max(self._clock(), self._last_append_time)
             active = self._active
             roll = RollParams(
@@ -171,9 +179,10 @@ class PartitionLog:
             if should_roll(roll):
                 active = self._roll()
             base = self._end_offset
-            stamped = dataclasses.replace(header, base_offset=base, append_time=now)
+            head = stamped_header(view, base, now)
+            stamped = read_header(head)  # cheaper than dataclasses.replace, and matches the bytes
             try:
-                active.append(stamped_header(view, base, now), view[HEADER_SIZE:], stamped)
+                active.append(head, view[HEADER_SIZE:], stamped)
             except OSError as exc:
                 self._roll_back(active, exc)
             self._end_offset = stamped.next_offset
@@ -186,7 +195,7 @@ class PartitionLog:
             segment.file.truncate(segment.size)
         except OSError as cut:
             raise self._fail(f"cannot undo a failed write to {segment.path}: {cut}") from exc
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if _no_space(exc):
             raise DiskFullError(
                 f"no space left to append to {segment.path} at position {segment.size} "
                 f"(offset {self._end_offset}); the append was rolled back"
@@ -196,16 +205,36 @@ class PartitionLog:
     def _roll(self) -> Segment:
         """Seal the active segment and start a new one at the end offset (holding ``_lock``)."""
         old = self._active
+        self._seal(old)
         try:
-            old.seal()
             segment = Segment(self._fs, self.directory, self._end_offset, self.config.index_interval_bytes)
             self._fs.sync_dir(self.directory)
         except OSError as exc:
+            if _no_space(exc):
+                raise DiskFullError(f"no space left to start a segment after {old.path}") from exc
             raise self._fail(f"cannot roll {old.path}: {exc}") from exc
         self._segments.append(segment)
         self._durable_offset = self._end_offset
+        self._checkpoint_position = 0  # the last checkpoint is in an older segment until this one
         self._write_checkpoint()
         return segment
+
+    def _seal(self, segment: Segment) -> None:
+        """Seal ``segment`` (holding ``_lock``). Its data must be synced; its indexes need room.
+
+        A failed fsync fails the log, even with ENOSPC (delayed allocation: the
+        data is not on disk); no room for the index entries is a full disk.
+        """
+        try:
+            segment.file.sync()
+        except OSError as exc:
+            raise self._fail(f"fsync of {segment.path} failed: {exc}") from exc
+        try:
+            segment.seal()
+        except OSError as exc:
+            if _no_space(exc):
+                raise DiskFullError(f"no space left to seal {segment.path}; its data is synced") from exc
+            raise self._fail(f"cannot seal {segment.path}: {exc}") from exc
 
     # -- durability ----------------------------------------------------------------
 
@@ -269,12 +298,18 @@ class PartitionLog:
         )
 
     def _checkpoint_at(self, position: int, next_offset: int, max_time: int, last_batch: int) -> None:
+        if self._corruption is not None:
+            # Keep the old checkpoint: a new one could move past the damage and turn it into a
+            # "torn tail" that the next recovery cuts. Recovery must keep finding the damage.
+            return
         segment = self._active
         try:
             segment.flush_indexes()
             point = ckpt.Checkpoint(segment.base_offset, position, next_offset, max_time, last_batch)
             ckpt.write(self._fs, self.directory, point)
         except OSError as exc:
+            if _no_space(exc):
+                return  # the last checkpoint stays valid: recovery scans more, that is all
             raise self._fail(f"cannot write the recovery checkpoint in {self.directory}: {exc}") from exc
         self._checkpoint_position = position
 
@@ -294,9 +329,11 @@ class PartitionLog:
     def read(self, offset: int, max_bytes: int = 1 << 20, *, max_offset: int | None = None) -> ReadResult:
         """Whole batches from the one holding ``offset``, up to ``max_bytes`` (at least one batch).
 
-        Only records below the high watermark (and ``max_offset``) are served;
-        each batch is checked against its CRCs on the way out, so damaged bytes
-        are reported, never served.
+        Only batches that start below the high watermark (and ``max_offset``)
+        are served; the high watermark is always a batch boundary, a caller's
+        ``max_offset`` need not be, and a batch is never split. Each batch is
+        checked against its CRCs on the way out, so damaged bytes are
+        reported, never served.
         """
         with self._lock:
             if self._closed:
@@ -332,12 +369,16 @@ class PartitionLog:
                 offset=report.offset,
             )
 
-    def _read_segment(self, segment: Segment, offset: int, max_bytes: int, limit: int) -> ReadResult:
-        position, expected = segment.locate(offset)
+    def _read_segment(
+        self, segment: Segment, offset: int, max_bytes: int, limit: int, *, indexed: bool = True
+    ) -> ReadResult:
+        position, expected = segment.locate(offset) if indexed else (0, segment.base_offset)
         start = -1
         first = total = 0
+        cursor, cursor_offset = position, expected  # the next header the scan checks
         try:
             for at, header in segment.headers_from(position, segment.size, expected):
+                cursor, cursor_offset = at + header.length, header.next_offset
                 if header.base_offset >= limit:
                     break
                 if start < 0:
@@ -348,8 +389,11 @@ class PartitionLog:
                     break
                 total += header.length
         except InvalidBatchError as exc:
+            if start < 0 and cursor == position > 0:
+                # An index entry sent us into the middle of a batch: trust the .log, not the index.
+                return self._read_segment(segment, offset, max_bytes, limit, indexed=False)
             if start < 0:
-                self._report_corruption(segment, position, offset, str(exc))
+                self._report_corruption(segment, cursor, cursor_offset, str(exc))
         if start < 0:
             return ReadResult(b"", offset, offset, 0, 0, self.high_watermark)
         return self._checked(segment, segment.read_range(start, total), start, first)
@@ -387,15 +431,24 @@ class PartitionLog:
         segment's time index, then a scan of at most about one index interval.
         """
         with self._lock:
-            number = bisect_right(self._segments, timestamp - 1, key=lambda s: s.max_append_time)
+            if self._closed:
+                raise LogClosedError(f"log {self.directory} is closed")
+            # Segments are in time order; an empty (active) segment sorts last.
+            number = bisect_right(
+                self._segments, timestamp - 1, key=lambda s: s.max_append_time if s.size else 2**63
+            )
             if number >= len(self._segments):
                 return self._end_offset
             segment = self._segments[number]
             position, expected = segment.locate_time(timestamp)
-            for _, header in segment.headers_from(position, segment.size, expected):
-                if header.append_time >= timestamp:
-                    return header.base_offset
-            return segment.next_offset
+            try:
+                found = _first_appended_since(segment, timestamp, position, expected)
+            except (IndexMismatch, InvalidBatchError):
+                found = None
+            if found is None:  # the indexes lied (a damaged index file): scan the whole segment
+                found = _first_appended_since(segment, timestamp, 0, segment.base_offset)
+            assert found is not None
+            return found
 
     # -- maintenance ---------------------------------------------------------------
 
@@ -410,9 +463,8 @@ class PartitionLog:
                 assert segment.base_offset == info.base_offset
                 segment.close()
                 try:
-                    for path in reversed(
-                        segment.paths()
-                    ):  # indexes first: a crash leaves a .log, not orphans
+                    # Indexes first: a crash in between leaves a .log to reload, not orphan indexes.
+                    for path in reversed(segment.paths()):
                         self._fs.remove(path)
                 except OSError as exc:
                     raise self._fail(f"cannot delete segment {segment.path}: {exc}") from exc
@@ -452,9 +504,11 @@ class PartitionLog:
                 return
             try:
                 if self._failed is None:
-                    self._active.seal()
+                    self._seal(self._active)
                     self._durable_offset = self._end_offset
                     self._write_checkpoint()
+            except DiskFullError:
+                pass  # the data is synced; the indexes and checkpoint will be re-derived on open
             finally:
                 self._closed = True
                 for segment in self._segments:
@@ -465,3 +519,19 @@ class PartitionLog:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _first_appended_since(segment: Segment, timestamp: int, position: int, expected: int) -> int | None:
+    """The first offset of ``segment`` appended at or after ``timestamp``, scanning from ``position``.
+
+    None when the batch the indexes chose (``position`` > 0) is already that
+    new: append times never decrease, so a sound index never does that.
+    """
+    for at, header in segment.headers_from(position, segment.size, expected):
+        if header.append_time >= timestamp:
+            return None if at == position > 0 else header.base_offset
+    return segment.next_offset
+
+
+def _no_space(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)

@@ -16,6 +16,7 @@ other segments; ``PartitionLog`` decides when to sync, roll and delete.
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -255,13 +256,27 @@ class Segment:
         Trusts the damaged batch's own length field only as far as the batch
         after it checks out: a good batch with a higher base offset right
         where the length says proves the damage is in the middle, not a tear.
+        If the length is what was damaged, looks for the batch its record
+        count says comes next (one read of the rest of the file, only here).
         """
         head = self.file.read_at(HEADER_SIZE, position)
         if len(head) < HEADER_SIZE:
             return None
-        length = read_header(head).length
-        after = position + length
-        if length < MIN_BATCH or after + MIN_BATCH > file_size:
+        damaged = read_header(head)
+        found = self._good_batch_at(position + damaged.length, file_size, expected_offset)
+        if found is not None or damaged.record_count < 1 or position + 2 * MIN_BATCH > file_size:
+            return found
+        rest = self.file.read_at(file_size - position - MIN_BATCH, position + MIN_BATCH)
+        needle = struct.pack("<q", expected_offset + damaged.record_count)
+        at = rest.find(needle)
+        while at >= 0 and found is None:
+            found = self._good_batch_at(position + MIN_BATCH + at, file_size, expected_offset)
+            at = rest.find(needle, at + 1)
+        return found
+
+    def _good_batch_at(self, after: int, file_size: int, expected_offset: int) -> tuple[int, int] | None:
+        """(``after``, base offset) if a whole, valid batch past ``expected_offset`` starts at ``after``."""
+        if after < 0 or after + MIN_BATCH > file_size:
             return None
         head_after = self.file.read_at(HEADER_SIZE, after)
         length_after = read_header(head_after).length
