@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: test lint typecheck contracts pytest bench demo clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/tidings/_speedups.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

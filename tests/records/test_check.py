@@ -4,6 +4,8 @@ Malformed batches are built by editing a good one and, where the point is to get
 past the checksums, recomputing both CRCs with the layout of ``records/layout.py``.
 """
 
+import os
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -270,6 +272,32 @@ def test_the_fast_walk_agrees_with_the_slow_one(index, field, value):
     else:
         walk_accepts = True
     assert batch_module._records_tile(batch, header, 0) == walk_accepts
+    if batch_module._records_tile_c is not None:
+        span = header.max_timestamp - header.first_timestamp
+        c_walk = batch_module._records_tile_c(batch, 64, header.length, header.record_count, span)
+        assert c_walk == walk_accepts
+        # and at an offset inside a larger buffer, the way the broker sees a produce frame
+        framed = b"\x00" * 7 + batch + b"\xff" * 5
+        assert batch_module._records_tile_c(framed, 71, 7 + header.length, header.record_count, span) == (
+            walk_accepts
+        )
+
+
+def test_the_c_walk_rejects_a_batch_that_claims_more_than_the_buffer():
+    if batch_module._records_tile_c is None:
+        pytest.skip("tidings._speedups is not built: the Python walk is in use")
+    batch = good_batch()
+    header = check_batch(batch)
+    span = header.max_timestamp - header.first_timestamp
+    assert batch_module._records_tile_c(batch, 64, len(batch) + 1, header.record_count, span) is False
+    assert batch_module._records_tile_c(batch, 64, len(batch), header.record_count + 1, span) is False
+
+
+def test_the_c_extension_is_built_under_ci():
+    """CI measures and ships the fast path; a silently missing extension would hide a slowdown."""
+    if os.environ.get("CI") != "true":
+        pytest.skip("only required under CI=true")
+    assert batch_module.SPEEDUPS, "tidings._speedups failed to build (see pip's output)"
 
 
 # -- malformed record headers ----------------------------------------------------------

@@ -1,0 +1,3 @@
+from tidings.records.batch import Buffer
+
+def records_tile(buffer: Buffer, start: int, end: int, count: int, span: int, /) -> bool: ...
