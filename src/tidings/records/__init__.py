@@ -17,6 +17,7 @@ from tidings.records.batch import (
 )
 from tidings.records.builder import BatchBuilder, Record, build_batch, iter_records, now_ms
 from tidings.records.layout import HEADER_SIZE, MAGIC
+from tidings.records.partitioning import partition_for_key
 
 __all__ = [
     "HEADER_SIZE",
@@ -31,6 +32,7 @@ __all__ = [
     "iter_batches",
     "iter_records",
     "now_ms",
+    "partition_for_key",
     "read_header",
     "stamped_header",
     "validate_records",
