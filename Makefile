@@ -27,8 +27,15 @@ contracts: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python bench/storage.py $(BENCH_ARGS)
+	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
 
 demo: $(STAMP)
 	@echo "The demo arrives with the broker (issue 3): there is no broker to run yet."
