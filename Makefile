@@ -38,9 +38,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
 
 demo: $(STAMP)
-	@echo "The demo arrives with the broker (issue 3): there is no broker to run yet."
-	@echo "Meanwhile 'make bench' shows the storage engine at work."
-	@exit 1
+	$(BIN)/tidings demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -124,3 +124,197 @@ class HandshakeRejected(ProtocolError):
     def __init__(self, message: str, *, reason: str = "handshake_rejected") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+# -- core -------------------------------------------------------------------------
+#
+# Request-scoped errors of the broker core. Each ``code`` is sent in an Error
+# frame (with the request's id) or a ``Rejected`` produce result, so it is part
+# of the wire contract: codes never change once released; messages may.
+
+
+class BrokerError(TidingsError):
+    """The broker refused or failed one request; the connection goes on."""
+
+    code: ClassVar[str] = "broker_error"
+
+
+class UnknownTopic(BrokerError):
+    """The topic does not exist (and was not auto-created)."""
+
+    code: ClassVar[str] = "unknown_topic"
+
+
+class TopicExists(BrokerError):
+    code: ClassVar[str] = "topic_exists"
+
+
+class InvalidTopicName(BrokerError):
+    """A name that is not a valid concrete topic name (see ``tidings.protocol.names``)."""
+
+    code: ClassVar[str] = "invalid_topic_name"
+
+
+class InvalidTopicConfig(BrokerError):
+    """A topic setting with an unknown key or a bad value; the message names both."""
+
+    code: ClassVar[str] = "invalid_config"
+
+
+class UnknownPartition(BrokerError):
+    code: ClassVar[str] = "unknown_partition"
+
+
+class NotAuthorized(BrokerError):
+    """A missing or wrong auth token: the broker refuses the handshake."""
+
+    code: ClassVar[str] = "not_authorized"
+
+
+class ProducerFenced(BrokerError):
+    """A producer id now belongs to a newer session or epoch; this one may not write with it."""
+
+    code: ClassVar[str] = "producer_fenced"
+
+
+class RequestTimeout(BrokerError):
+    """No reply came back within the request's ``timeout_ms``."""
+
+    code: ClassVar[str] = "request_timeout"
+
+
+class ResponderGone(BrokerError):
+    """The connection a request was forwarded to closed before it replied."""
+
+    code: ClassVar[str] = "responder_gone"
+
+
+class TooManyRequests(BrokerError):
+    """A session has too many requests awaiting replies; it should wait for some first."""
+
+    code: ClassVar[str] = "too_many_requests"
+
+
+class DataDirError(BrokerError):
+    """The data directory cannot be used: locked by another broker, unreadable, or damaged metadata."""
+
+    code: ClassVar[str] = "data_dir_error"
+
+
+# -- core: consumer groups (tidings.core.groups) ------------------------------------
+
+
+class GroupModeConflict(BrokerError):
+    """A Subscribe asked for a mode (partitioned or shared) other than the one its group already has."""
+
+    code: ClassVar[str] = "group_mode_conflict"
+
+
+class UnknownGroup(BrokerError):
+    """No consumer group of that name: it has no member and no saved progress."""
+
+    code: ClassVar[str] = "unknown_group"
+
+
+class UnknownSubscription(BrokerError):
+    """The session has no active subscription with that id (never made, or already ended)."""
+
+    code: ClassVar[str] = "unknown_subscription"
+
+
+class SubscriptionExists(BrokerError):
+    """The session already has an active subscription with that id."""
+
+    code: ClassVar[str] = "subscription_exists"
+
+
+class GroupStoreCorrupted(StorageError):
+    """The saved group progress is damaged (bad magic, length or CRC32C).
+
+    The broker refuses to start rather than silently reset every group to
+    its start position, which would redeliver or skip whole topics.
+    """
+
+    code: ClassVar[str] = "group_store_corrupted"
+
+
+# -- server -----------------------------------------------------------------------
+
+
+class BrokerConfigError(TidingsError):
+    """A bad broker setting (config file or command line); the message names the key."""
+
+    code: ClassVar[str] = "invalid_broker_config"
+
+
+class ListenError(TidingsError):
+    """The broker cannot listen on its address (in use, not permitted, unknown host)."""
+
+    code: ClassVar[str] = "listen_failed"
+
+
+# -- client -----------------------------------------------------------------------
+#
+# What the client SDK raises on its own account. Errors the broker sends back
+# (request-scoped Error frames) become the ``BrokerError`` subclass of their
+# code, above; ``tidings.client.channel.broker_error`` does that translation.
+
+
+class ClientError(TidingsError):
+    """Base class of what the client SDK raises on its own account."""
+
+
+class NotConnected(ClientError):
+    """The client is closed, or was never opened: nothing can be sent through it."""
+
+
+class ConnectionLost(ClientError):
+    """There is no connection to the broker, and none came back in time.
+
+    The client reconnects on its own; an operation fails with this only when
+    it has waited ``reconnect_timeout`` for a connection. A publish that fails
+    so may or may not have been stored: the broker never said.
+    """
+
+
+class ConnectFailed(ConnectionLost):
+    """The broker could not be reached at all (refused, unreachable, no answer to Hello)."""
+
+
+class InvalidName(ClientError, ValueError):
+    """A topic, pattern, group or service name the wire protocol would refuse.
+
+    Checked in the client, because a frame with a bad name is malformed and
+    the broker would end the whole connection over it.
+    """
+
+
+class NoResponders(BrokerError):
+    """A request found no subscriber to answer it, so it failed at once instead of timing out."""
+
+    code: ClassVar[str] = "no_responders"
+
+
+class PublishError(BrokerError):
+    """A publish was refused, by the broker or by the client before anything was sent.
+
+    ``reason`` holds the refusing side's code: the broker's (``disk_full``,
+    ``unknown_topic``, ``not_authorized``, ...) or the client's
+    (``message_too_large``).
+    """
+
+    code: ClassVar[str] = "publish_failed"
+
+    def __init__(self, message: str, *, reason: str = "publish_failed") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class SubscriptionClosed(BrokerError):
+    """The broker ended a subscription or refused it; ``reason`` holds its code."""
+
+    code: ClassVar[str] = "subscription_closed"
+
+    def __init__(self, message: str, *, reason: str = "subscription_closed") -> None:
+        super().__init__(message)
+        self.reason = reason

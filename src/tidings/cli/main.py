@@ -9,7 +9,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from tidings import __version__
-from tidings.cli import log_commands
+from tidings.cli import (
+    broker_command,
+    demo_command,
+    groups_command,
+    log_commands,
+    publish_command,
+    tail_command,
+    topics_command,
+)
 from tidings.errors import TidingsError
 
 app = typer.Typer(
@@ -20,6 +28,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(log_commands.app, name="log")
+app.command(name="broker")(broker_command.broker)
+app.command(name="demo")(demo_command.demo)
+app.command(name="publish")(publish_command.publish)
+app.command(name="tail")(tail_command.tail)
+app.add_typer(topics_command.app, name="topics")
+app.add_typer(groups_command.app, name="groups")
 err = Console(stderr=True)
 
 

@@ -79,7 +79,9 @@ class DescribeGroup(Value, frozen=True, kw_only=True, tag=5):
 class ResetGroup(Value, frozen=True, kw_only=True, tag=6):
     """Move a group's committed position on every partition of ``topic``.
 
-    Messages the group already has in flight are still settled by their acks.
+    The group's delivery state on those partitions is forgotten: acks for
+    messages it had in flight are ignored (stale), and replayed messages start
+    again at delivery count 1.
     """
 
     group: Name

@@ -171,13 +171,14 @@ def start_broker(
     directory: Path,
     *,
     port: int | None = None,
+    data: Path | None = None,
     fsync: str = "always",
     extra_args: tuple[str, ...] = (),
     timeout: float = 20.0,
 ) -> ServerProcess:
-    """A Tidings broker (``python -m tidings broker``) with its data in ``directory/data``.
+    """A Tidings broker (``python -m tidings broker``), its log in ``directory``, data in ``data``.
 
-    Returns once the broker printed its ready line.
+    ``data`` defaults to ``directory/data``. Returns once the broker printed its ready line.
     """
     port = port or free_port()
     http_port = free_port()
@@ -187,7 +188,7 @@ def start_broker(
         "tidings",
         "broker",
         "--data",
-        str(directory / "data"),
+        str(data or directory / "data"),
         "--host",
         HOST,
         "--port",

@@ -1,0 +1,200 @@
+"""What the SDK hands to user code: ``Message`` and ``PublishResult``, and how data becomes bytes.
+
+A record on the wire is bytes. Users publish ``bytes``, ``str`` (UTF-8) or
+any JSON-serialisable object (encoded with ``msgspec.json``, which also
+takes dataclasses, msgspec Structs, datetimes and UUIDs). Consumers get the
+bytes back as ``Message.data`` and decode with ``.text()`` or ``.json()``:
+the SDK does not guess, because a payload that happens to parse as JSON is
+not necessarily JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+import msgspec
+
+from tidings.errors import TidingsError
+from tidings.protocol import AtOffset, AtTime, Earliest, Latest, Start
+from tidings.records import Record
+
+HeadersIn = Mapping[str, str | bytes] | Sequence[tuple[str, str | bytes]]
+StartIn = Literal["earliest", "latest"] | int | datetime
+Settlement = Literal["ack", "nack", "term"]
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """Where a published event was stored, once the broker made it durable."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Settler(Protocol):
+    """What a Message calls to settle itself or to reply: its subscription."""
+
+    def settle(self, message: Message, how: Settlement, *, delay: float, reason: str | None) -> None: ...
+
+    def reply(self, message: Message, data: Any, headers: HeadersIn | None) -> Awaitable[None]: ...
+
+
+class Message:
+    """One event delivered to a subscription, or one request delivered to a responder.
+
+    ``timestamp`` is when the producer created the event (its clock);
+    ``append_time`` is when the broker stored it (the broker's clock).
+    ``delivery_count`` is 1 on the first delivery and grows with each
+    redelivery. Settle each message once, with ``ack``, ``nack`` or ``term``:
+    the first settlement counts, later ones are ignored. A request (see
+    ``is_request``) is answered with ``reply`` instead; it is not stored, so
+    its ``partition`` and ``offset`` are -1 and settling it does nothing.
+    """
+
+    __slots__ = (
+        "_reply_id",
+        "_settled",
+        "_settler",
+        "append_time",
+        "data",
+        "delivery_count",
+        "headers",
+        "key",
+        "offset",
+        "partition",
+        "reply_to",
+        "timestamp",
+        "topic",
+    )
+
+    def __init__(
+        self,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        record: Record,
+        delivery_count: int = 1,
+        settler: Settler | None = None,
+        reply_id: int | None = None,
+        reply_to: str | None = None,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = record.key
+        self.data = record.value
+        self.headers: dict[str, bytes] = dict(record.headers)
+        self.timestamp = _datetime(record.timestamp)
+        self.append_time = _datetime(record.append_time) if record.append_time else None
+        self.delivery_count = delivery_count
+        self.reply_to = reply_to
+        self._settler = settler
+        self._reply_id = reply_id
+        self._settled: Settlement | None = None
+
+    def __repr__(self) -> str:
+        where = "request" if self.is_request else f"{self.partition}@{self.offset}"
+        state = f" {self._settled}ed" if self._settled else ""
+        return (
+            f"<Message {self.topic}/{where} key={self.key!r} {len(self.data)} bytes "
+            f"delivery={self.delivery_count}{state}>"
+        )
+
+    @property
+    def is_request(self) -> bool:
+        """True for a request from ``client.request``: answer it with ``reply``."""
+        return self._reply_id is not None or self.reply_to is not None
+
+    @property
+    def settled(self) -> Settlement | None:
+        """How this message was settled: ``"ack"``, ``"nack"``, ``"term"``, or None so far."""
+        return self._settled
+
+    def text(self) -> str:
+        return self.data.decode("utf-8")
+
+    def json(self) -> Any:
+        """The data decoded as JSON. ``msgspec.DecodeError`` (a ``ValueError``) if it is not JSON."""
+        return msgspec.json.decode(self.data)
+
+    async def ack(self) -> None:
+        """Done with it: it will not be redelivered. Sent coalesced with other acks within a few ms."""
+        self._settle("ack")
+
+    async def nack(self, delay: float = 0.0, *, reason: str | None = None) -> None:
+        """Failed: redeliver it after ``delay`` seconds (dead-lettered past ``max_deliveries``)."""
+        if delay < 0:
+            raise ValueError(f"nack delay must be >= 0 seconds, not {delay}")
+        self._settle("nack", delay=delay, reason=reason)
+
+    async def term(self, reason: str | None = None) -> None:
+        """Never redeliver it: it goes to the dead-letter topic with ``reason``."""
+        self._settle("term", reason=reason)
+
+    async def reply(self, data: Any, *, headers: HeadersIn | None = None) -> None:
+        """Answer a request (``is_request``). ``TidingsError`` for an ordinary message."""
+        if not self.is_request or self._settler is None:
+            raise TidingsError(f"{self!r} is not a request: there is no one to reply to")
+        await self._settler.reply(self, data, headers)
+
+    def _settle(self, how: Settlement, *, delay: float = 0.0, reason: str | None = None) -> None:
+        if self._settled is not None or self.is_request:
+            return
+        self._settled = how
+        if self._settler is not None:
+            self._settler.settle(self, how, delay=delay, reason=reason)
+
+
+def _datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+# -- encoding what users publish --------------------------------------------------------------
+
+
+def encode_data(data: Any) -> bytes:
+    """bytes-like as is, str as UTF-8, anything else as JSON (``TypeError`` if it cannot be)."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    try:
+        return msgspec.json.encode(data)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise TypeError(
+            f"cannot publish {type(data).__name__}: not bytes, str or JSON-serialisable ({exc})"
+        ) from exc
+
+
+def encode_key(key: str | bytes | None) -> bytes | None:
+    return key.encode("utf-8") if isinstance(key, str) else key
+
+
+def encode_headers(headers: HeadersIn | None) -> list[tuple[str, bytes]] | None:
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return [
+        (name, value.encode("utf-8") if isinstance(value, str) else bytes(value)) for name, value in items
+    ]
+
+
+def start_position(start: StartIn) -> Start:
+    """``"earliest"``, ``"latest"``, an offset (int >= 0) or a datetime, as a protocol start position."""
+    if start == "earliest":
+        return Earliest()
+    if start == "latest":
+        return Latest()
+    if isinstance(start, datetime):
+        moment = start if start.tzinfo else start.astimezone()  # naive means local time, as Python does
+        return AtTime(time=max(0, int(moment.timestamp() * 1000)))
+    if isinstance(start, int) and not isinstance(start, bool) and start >= 0:
+        return AtOffset(offset=start)
+    raise ValueError(f"start must be 'earliest', 'latest', an offset >= 0 or a datetime, not {start!r}")

@@ -1,0 +1,218 @@
+"""Byte streams to the broker: a TCP transport and an in-memory mock, behind one small interface.
+
+The connection pump (``tidings.client.connection``) needs four things from a
+stream, and nothing else: ``read`` some bytes (``b""`` at the end), ``write``
+a list of buffers without copying them, ``drain`` when the kernel's buffer is
+full, and ``close``. ``Transport`` names them. Two implementations ship:
+
+* ``TcpTransport``: asyncio streams, with ``TCP_NODELAY`` so a small frame
+  (an Ack, a Credit) leaves at once instead of waiting for Nagle's timer.
+  TLS when asked. ``OSError`` never escapes: it becomes ``ConnectFailed`` or
+  ``ConnectionLost`` here, at the boundary.
+* ``MockTransport``: two ends joined in memory, like a socketpair. Tests
+  drive the far end with a protocol ``Connection(Role.SERVER)`` and script
+  the broker frame by frame, with no socket and no broker (the idea of
+  httpcore's mock backend). ``MockListener`` hands a fresh pair to each
+  connect, so reconnects can be tested too.
+
+A ``TransportFactory`` is what a ``Client`` calls to dial: any coroutine
+function returning a ``Transport``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl as _ssl
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
+
+from tidings.client.config import BrokerAddress
+from tidings.errors import ConnectFailed, ConnectionLost
+from tidings.records import Buffer
+
+READ_SIZE = 256 * 1024
+
+
+class Transport(Protocol):
+    """A connected byte stream. One reader and any number of writers, all on one event loop."""
+
+    async def read(self) -> bytes:
+        """The next bytes available, or ``b""`` once the peer has closed. Raises ``ConnectionLost``."""
+        ...
+
+    def write(self, buffers: Iterable[Buffer]) -> None:
+        """Queue ``buffers`` for sending, in order, without copying them. Raises ``ConnectionLost``."""
+        ...
+
+    async def drain(self) -> None:
+        """Wait until the write buffer is below its high-water mark."""
+        ...
+
+    def close(self) -> None:
+        """Close now. Idempotent; bytes already written are still sent where possible."""
+        ...
+
+
+TransportFactory = Callable[[], Awaitable[Transport]]
+
+
+class TcpTransport:
+    """A TCP (or TLS) connection, through asyncio streams."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def __repr__(self) -> str:
+        peer = self._writer.get_extra_info("peername")
+        state = "closing" if self._writer.is_closing() else "open"
+        return f"<TcpTransport {state} peer={peer}>"
+
+    @classmethod
+    async def open(cls, address: BrokerAddress, *, timeout: float = 5.0) -> TcpTransport:
+        """Connect to ``address``; ``ConnectFailed`` (with the OS's reason) if it cannot."""
+        context = _ssl.create_default_context() if address.tls else None
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(
+                    address.host, address.port, ssl=context, limit=READ_SIZE
+                )
+        except TimeoutError as exc:
+            raise ConnectFailed(f"cannot connect to {address.url}: no answer in {timeout:g} s") from exc
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise ConnectFailed(f"cannot connect to {address.url}: {reason}") from exc
+        return cls(reader, writer)
+
+    async def read(self) -> bytes:
+        try:
+            return await self._reader.read(READ_SIZE)
+        except OSError as exc:
+            raise ConnectionLost(f"connection to the broker broke: {exc}") from exc
+
+    def write(self, buffers: Iterable[Buffer]) -> None:
+        if self._writer.is_closing():
+            raise ConnectionLost("connection to the broker is closed")
+        self._writer.writelines(buffers)
+
+    async def drain(self) -> None:
+        try:
+            await self._writer.drain()
+        except OSError as exc:
+            raise ConnectionLost(f"connection to the broker broke: {exc}") from exc
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class MockTransport:
+    """One end of an in-memory stream. ``MockTransport.pair()`` makes two joined ends.
+
+    What one end writes, the other reads, as one chunk per ``write``. ``close``
+    is seen by the peer as the end of the stream (a clean close). ``abort`` is
+    a broken connection: both ends fail at once, as when a cable is pulled.
+    ``written`` counts the bytes this end has written.
+    """
+
+    def __init__(self, name: str = "mock") -> None:
+        self.name = name
+        self.peer: MockTransport | None = None
+        self.written = 0
+        self.closed = False
+        self._inbox: deque[bytes] = deque()
+        self._eof = False
+        self._broken = False
+        self._ready = asyncio.Event()
+
+    @classmethod
+    def pair(cls) -> tuple[MockTransport, MockTransport]:
+        """``(client_end, server_end)``."""
+        client, server = cls("client"), cls("server")
+        client.peer, server.peer = server, client
+        return client, server
+
+    def __repr__(self) -> str:
+        state = "broken" if self._broken else "closed" if self.closed else "open"
+        return f"<MockTransport {self.name} {state} written={self.written} unread={len(self._inbox)}>"
+
+    async def read(self) -> bytes:
+        while not self._inbox:
+            if self._broken:
+                raise ConnectionLost("connection to the broker broke (mock transport aborted)")
+            if self._eof or self.closed:
+                return b""
+            self._ready.clear()
+            await self._ready.wait()
+        return self._inbox.popleft()
+
+    def write(self, buffers: Iterable[Buffer]) -> None:
+        if self.closed or self._broken or self.peer is None:
+            raise ConnectionLost("connection to the broker is closed (mock transport)")
+        data = b"".join(bytes(buf) for buf in buffers)
+        self.written += len(data)
+        if not self.peer.closed:
+            self.peer._inbox.append(data)
+            self.peer._ready.set()
+
+    async def drain(self) -> None:
+        await asyncio.sleep(0)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._ready.set()
+        if self.peer is not None:
+            self.peer._eof = True
+            self.peer._ready.set()
+
+    def abort(self) -> None:
+        """Break the stream: both ends' reads raise ``ConnectionLost`` and their writes fail."""
+        for end in (self, self.peer):
+            if end is not None:
+                end._broken = True
+                end.closed = True
+                end._inbox.clear()
+                end._ready.set()
+
+
+class MockListener:
+    """A pretend broker address: ``connect`` is a ``TransportFactory``; ``accept`` returns the far end.
+
+    Set ``refuse`` to a count to make that many next connects fail with
+    ``ConnectFailed``, as if the broker were down.
+    """
+
+    def __init__(self) -> None:
+        self._accepted: asyncio.Queue[MockTransport] = asyncio.Queue()
+        self.connections: list[MockTransport] = []
+        self.refuse = 0
+
+    def __repr__(self) -> str:
+        return f"<MockListener connections={len(self.connections)} refuse={self.refuse}>"
+
+    async def connect(self) -> Transport:
+        if self.refuse > 0:
+            self.refuse -= 1
+            raise ConnectFailed("cannot connect to the mock broker: refused")
+        client, server = MockTransport.pair()
+        self.connections.append(client)
+        await self._accepted.put(server)
+        return client
+
+    async def accept(self, timeout: float = 5.0) -> MockTransport:
+        """The server end of the next connection a client makes."""
+        async with asyncio.timeout(timeout):
+            return await self._accepted.get()
+
+    def drop_all(self) -> None:
+        """Abort every connection made so far."""
+        for transport in self.connections:
+            with contextlib.suppress(Exception):
+                transport.abort()

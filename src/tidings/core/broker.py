@@ -1,0 +1,342 @@
+"""``BrokerCore``: the one object the server calls, with frames in and frames out, and no I/O of its own.
+
+Theory of operation
+-------------------
+The server owns sockets, timers and threads. For every frame a session
+decodes, it calls ``handle(session_id, frame)``; the core answers by putting
+``(session_id, frame)`` pairs in its outbox, which the server drains
+(``take_outbox``) after every call and writes to the sessions named. Answers
+to the sender, deliveries to consumers, requests forwarded to responders and
+``Unsubscribed`` notices all leave the same way, so the server needs no
+knowledge of who gets what.
+
+Two things are the server's to finish, because they wait on a disk:
+
+* ``handle(Produce)`` returns a ``ProduceTicket``: the batches are written;
+  the server waits until each partition's group commit covers the ticket's
+  offsets, then sends ``ticket.frame()``.
+* Every append (produce or dead letter) is noted; the server drains
+  ``take_appended()`` to start group commits, and calls
+  ``records_durable(topic, partition)`` when one completes, which is what
+  lets the engine deliver those records. So consumers see only durable
+  records (docs/guarantees.md).
+
+Time-driven work (ack deadlines, delayed redeliveries, request timeouts)
+happens in ``tick``; the server calls it at ``next_wakeup()``. The clock is
+injected: tests drive it by hand.
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib.metadata
+import logging
+import os
+from dataclasses import dataclass, field
+
+from tidings.core.admin import Admin
+from tidings.core.datadir import DataDir
+from tidings.core.groups import Delivery, FileGroupStore, GroupEngine, MemberInfo
+from tidings.core.produce import ProducePath, ProduceTicket
+from tidings.core.producers import DEFAULT_EXPIRY_MS, ProducerIds, ProducerRegistry
+from tidings.core.requests import RequestRouter
+from tidings.core.topics import TopicPolicy, TopicRegistry
+from tidings.errors import (
+    BrokerError,
+    NotAuthorized,
+    RequestTimeout,
+    ResponderGone,
+    TidingsError,
+    TooManyRequests,
+)
+from tidings.protocol.frames import (
+    Ack,
+    AdminRequest,
+    AdminResponse,
+    Close,
+    Credit,
+    Deliver,
+    Error,
+    Frame,
+    Hello,
+    Nack,
+    NoResponders,
+    Ping,
+    Pong,
+    Produce,
+    Reply,
+    Request,
+    Subscribe,
+    Subscribed,
+    Term,
+    Unsubscribe,
+    Unsubscribed,
+    Welcome,
+    error_frame,
+)
+from tidings.protocol.names import is_wildcard
+from tidings.storage.log import Clock, wall_clock_ms
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024
+
+
+def _broker_version() -> str:
+    """The installed version, without importing the ``tidings`` package (which pulls in the client)."""
+    try:
+        return importlib.metadata.version("tidings")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "unknown"
+
+
+BROKER_VERSION = _broker_version()
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    data_dir: str
+    policy: TopicPolicy = field(default_factory=TopicPolicy)
+    auth_token: str | None = None
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    """What the Welcome announces: the largest frame the broker accepts."""
+    producer_expiry_ms: int = DEFAULT_EXPIRY_MS
+    max_delivery_bytes: int = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """What the core knows of a connected session, from its Hello."""
+
+    session_id: str
+    client_id: str
+    service: str
+    producer: tuple[int, int] | None = None
+
+
+class BrokerCore:
+    """The broker, minus transport. ``open`` before use (blocking: logs recover), ``close`` at the end."""
+
+    def __init__(self, config: CoreConfig, *, clock: Clock = wall_clock_ms) -> None:
+        self.config = config
+        self.clock = clock
+        self.datadir = DataDir(config.data_dir)
+        self.broker_id = self.datadir.broker_id
+        self.topics = TopicRegistry(self.datadir, config.policy, clock=clock)
+        self.producers = ProducerRegistry(
+            ProducerIds(self.datadir.path("producer-ids")), expiry_ms=config.producer_expiry_ms
+        )
+        self.produce_path = ProducePath(self.topics, self.producers)
+        self.router = RequestRouter(clock)
+        self.store = FileGroupStore(os.path.join(self.datadir.groups, "progress"))
+        self.engine: GroupEngine
+        self.admin: Admin
+        self._sessions: dict[str, SessionInfo] = {}
+        self._outbox: list[tuple[str, Frame]] = []
+
+    def __repr__(self) -> str:
+        return f"<BrokerCore {self.broker_id} {self.datadir.root} sessions={len(self._sessions)}>"
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def open(self) -> None:
+        try:
+            self.topics.open()
+            self.topics.take_created()
+            progress = self.store.load()
+            self.engine = GroupEngine(
+                self.topics, progress, clock=self.clock, max_delivery_bytes=self.config.max_delivery_bytes
+            )
+        except BaseException:
+            self.topics.close()
+            self.datadir.close()
+            raise
+        self.admin = Admin(self.topics, self.engine, self.produce_path, self._unsubscribed)
+
+    def close(self) -> None:
+        """Close every log (fsync) and release the data directory. Blocking: run it in a thread."""
+        try:
+            self.topics.close()
+        finally:
+            self.datadir.close()
+
+    # -- sessions ------------------------------------------------------------------
+
+    def hello(self, session_id: str, hello: Hello, protocol_version: int) -> Welcome:
+        """Accept a session, or raise the refusal (``NotAuthorized``, ``ProducerFenced``)."""
+        token = self.config.auth_token
+        if token is not None and not hmac.compare_digest((hello.auth_token or "").encode(), token.encode()):
+            raise NotAuthorized("the auth token is missing or wrong")
+        producer = None
+        if hello.producer is not None:
+            producer = self.producers.claim(session_id, hello.producer)
+        self._sessions[session_id] = SessionInfo(session_id, hello.client_id, hello.service, producer)
+        return Welcome(
+            protocol_version=protocol_version,
+            broker_id=self.broker_id,
+            broker_version=BROKER_VERSION,
+            session_id=session_id,
+            max_frame_size=self.config.max_frame_size,
+            producer_id=None if producer is None else producer[0],
+            producer_epoch=None if producer is None else producer[1],
+        )
+
+    def session_closed(self, session_id: str) -> None:
+        """The session is gone (Close, error or lost transport): release all it held. Idempotent."""
+        if self._sessions.pop(session_id, None) is None:
+            return
+        self.producers.release(session_id)
+        self.engine.disconnect(session_id)
+        for route in self.router.session_closed(session_id):
+            gone = ResponderGone(f"the responder to request topic {route.topic!r} disconnected")
+            self._outbox.append((route.requester, error_frame(gone, request_id=route.request_id)))
+        self._collect()
+
+    def take_outbox(self) -> list[tuple[str, Frame]]:
+        outbox, self._outbox = self._outbox, []
+        return outbox
+
+    # -- frames --------------------------------------------------------------------
+
+    def handle(self, session_id: str, frame: Frame) -> ProduceTicket | None:
+        """Act on one frame from a session (after its Welcome). Answers go to the outbox."""
+        request_id = getattr(frame, "request_id", None)
+        try:
+            if isinstance(frame, Produce):
+                return self.produce_path.produce(session_id, frame)
+            self._dispatch(session_id, frame)
+        except TidingsError as exc:
+            self._answer_error(session_id, frame, exc, request_id)
+        finally:
+            self._collect()
+        return None
+
+    def _dispatch(self, session: str, frame: Frame) -> None:
+        engine = self.engine
+        if isinstance(frame, Ping):
+            self._outbox.append((session, Pong(nonce=frame.nonce)))
+        elif isinstance(frame, Subscribe):
+            self._subscribe(session, frame)
+        elif isinstance(frame, Unsubscribe):
+            engine.unsubscribe(session, frame.subscription_id)
+            reply = Unsubscribed(subscription_id=frame.subscription_id, request_id=frame.request_id)
+            self._outbox.append((session, reply))
+        elif isinstance(frame, Credit):
+            engine.credit(session, frame.subscription_id, frame.credits)
+        elif isinstance(frame, Ack):
+            engine.ack(session, frame.subscription_id, frame.offsets)
+        elif isinstance(frame, Nack):
+            engine.nack(
+                session, frame.subscription_id, frame.offsets, delay_ms=frame.delay_ms, reason=frame.reason
+            )
+        elif isinstance(frame, Term):
+            engine.term(session, frame.subscription_id, frame.offsets, reason=frame.reason)
+        elif isinstance(frame, Request):
+            self._request(session, frame)
+        elif isinstance(frame, Reply):
+            route = self.router.reply(session, frame.request_id)
+            if route is not None:
+                self._outbox.append((route.requester, Reply(request_id=route.request_id, batch=frame.batch)))
+        elif isinstance(frame, AdminRequest):
+            body = self.admin.handle(frame.body)
+            self._outbox.append((session, AdminResponse(request_id=frame.request_id, body=body)))
+        elif isinstance(frame, Error):
+            self._peer_error(session, frame)
+        elif isinstance(frame, Close):
+            self.session_closed(session)
+
+    def _answer_error(self, session: str, frame: Frame, exc: TidingsError, request_id: int | None) -> None:
+        if request_id is not None and not isinstance(frame, Reply):
+            self._outbox.append((session, error_frame(exc, request_id=request_id)))
+        elif isinstance(exc, BrokerError):  # an ack for a subscription just ended, ...: nothing to answer
+            log.debug("session %s: %s ignored: %s", session, type(frame).__name__, exc)
+        else:
+            log.warning("session %s: %s failed: %s", session, type(frame).__name__, exc)
+
+    def _subscribe(self, session: str, frame: Subscribe) -> None:
+        if not is_wildcard(frame.topic) and self.config.policy.auto_create:
+            self.topics.ensure(frame.topic)  # else the engine waits for the topic to be created
+        info = self._sessions[session]
+        self.engine.subscribe(
+            MemberInfo(session, info.client_id, info.service),
+            frame.subscription_id,
+            frame.topic,
+            frame.group,
+            mode=frame.mode,
+            start=frame.start,
+            credits=frame.credits,
+            ack_deadline_ms=frame.ack_deadline_ms,
+            max_deliveries=frame.max_deliveries,
+        )
+        self._outbox.append(
+            (session, Subscribed(request_id=frame.request_id, subscription_id=frame.subscription_id))
+        )
+
+    def _request(self, session: str, frame: Request) -> None:
+        responders = [s for s, _ in self.engine.subscribers(frame.topic)]
+        responder = self.router.choose(frame.topic, responders)
+        if responder is None:
+            self._outbox.append((session, NoResponders(request_id=frame.request_id)))
+            return
+        if frame.reply_to is not None:  # the reply is published to a topic: no route to keep
+            self._outbox.append((responder, frame))
+            return
+        if self.router.full(session):
+            raise TooManyRequests(f"{self.router.max_in_flight} requests already await replies")
+        broker_id = self.router.open(session, frame.request_id, responder, frame.topic, frame.timeout_ms)
+        forwarded = Request(
+            request_id=broker_id, topic=frame.topic, timeout_ms=frame.timeout_ms, batch=frame.batch
+        )
+        self._outbox.append((responder, forwarded))
+
+    def _peer_error(self, session: str, frame: Error) -> None:
+        if frame.request_id is None:  # fatal: the peer is going away
+            self.session_closed(session)
+            return
+        route = self.router.reply(session, frame.request_id)  # a responder failing a forwarded request
+        if route is not None:
+            relayed = Error(code=frame.code, message=frame.message, request_id=route.request_id)
+            self._outbox.append((route.requester, relayed))
+
+    def _unsubscribed(self, session_id: str, subscription_id: int, reason: str) -> None:
+        self._outbox.append((session_id, Unsubscribed(subscription_id=subscription_id, reason=reason)))
+
+    # -- what the server drives ----------------------------------------------------
+
+    def records_durable(self, topic: str, partition: int) -> None:
+        """A group commit moved the partition's high watermark: the engine may deliver more."""
+        if self.topics.find(topic) is not None:
+            self.engine.records_available(topic, partition)
+            self._collect()
+
+    def take_appended(self) -> dict[tuple[str, int], int]:
+        return self.topics.take_appended()
+
+    def tick(self) -> None:
+        """Timed work that is due: the engine's deadlines and redeliveries, request timeouts."""
+        self.engine.tick()
+        for route in self.router.expire():
+            timeout = RequestTimeout(f"no reply from a responder to {route.topic!r} in time")
+            self._outbox.append((route.requester, error_frame(timeout, request_id=route.request_id)))
+        self._collect()
+
+    def next_wakeup(self) -> int | None:
+        due = [t for t in (self.engine.next_wakeup(), self.router.next_deadline()) if t is not None]
+        return min(due) if due else None
+
+    def _collect(self) -> None:
+        """Move the engine's deliveries to the outbox, and announce topics created meanwhile."""
+        for name in self.topics.take_created():
+            self.engine.topic_created(name)
+        for delivery in self.engine.take_deliveries():
+            self._outbox.append((delivery.session_id, deliver_frame(delivery)))
+
+
+def deliver_frame(delivery: Delivery) -> Deliver:
+    return Deliver(
+        subscription_id=delivery.subscription_id,
+        topic=delivery.topic,
+        partition=delivery.partition,
+        spans=delivery.spans,
+        batches=delivery.batches,
+    )

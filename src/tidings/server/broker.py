@@ -1,0 +1,346 @@
+"""``BrokerServer``: the asyncio shell around ``BrokerCore``: listener, sessions, commits, timers.
+
+Theory of operation
+-------------------
+Everything runs on one event loop, and everything that blocks runs in a
+thread: opening and closing logs, group-commit fsyncs (their own pool of
+``fsync_threads``), saving group progress, retention, producer snapshots.
+
+The flows, from a session's point of view:
+
+* **frames**: a session decodes frames and hands each to ``on_frame``, which
+  calls the core; after each read the session calls ``pump``, which writes
+  the core's outbox to the sessions it names, starts group commits for the
+  partitions appended to, and re-arms the core's timer at ``next_wakeup``.
+* **produce**: ``core.handle`` appends and returns a ticket; the server
+  waits on the partitions' committers and only then sends the ProduceResult.
+  A committer that finishes calls ``partition_durable``, which lets the
+  engine deliver the new records: acked and delivered mean durable.
+* **shutdown** (``stop``): stop accepting; send every session Close and let
+  clients flush their last acks for up to ``shutdown_grace_ms``; finish
+  pending commits; save group progress and producer snapshots; close the
+  logs (each fsyncs); release the data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from tidings.core.broker import BrokerCore
+from tidings.core.produce import ProduceTicket
+from tidings.errors import ListenError, TidingsError, UnknownTopic
+from tidings.protocol import AckMode, Close, Error, Frame, Hello, State
+from tidings.server.committer import Committer
+from tidings.server.config import BrokerConfig
+from tidings.server.housekeeping import Housekeeping
+from tidings.server.session import Session, SessionLimits, SessionState
+from tidings.storage.log import Clock, wall_clock_ms
+
+log = logging.getLogger(__name__)
+
+
+class BrokerServer:
+    def __init__(self, config: BrokerConfig, *, clock: Clock = wall_clock_ms) -> None:
+        self.config = config.validate()
+        self.clock = clock
+        self.core: BrokerCore | None = None
+        self.sessions: dict[str, Session] = {}
+        self.committers: dict[tuple[str, int], Committer] = {}
+        self._limits = SessionLimits(
+            max_frame_size=config.max_frame_size,
+            write_buffer_high=config.write_buffer_high,
+            write_buffer_low=config.write_buffer_low,
+            slow_consumer_timeout_ms=config.slow_consumer_timeout_ms,
+            max_inflight_produce_bytes=config.max_inflight_produce_bytes,
+            handshake_timeout_ms=config.handshake_timeout_ms,
+            heartbeat_interval_ms=config.heartbeat_interval_ms,
+            idle_timeout_ms=config.idle_timeout_ms,
+        )
+        self._liveness: asyncio.Task[None] | None = None
+        self._fsync_pool = ThreadPoolExecutor(config.fsync_threads, thread_name_prefix="tidings-fsync")
+        self._io_pool = ThreadPoolExecutor(4, thread_name_prefix="tidings-io")
+        self._listener: asyncio.Server | None = None
+        self._housekeeping: Housekeeping | None = None
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._tick_due: int | None = None
+        self._session_ids = itertools.count(1)
+        self._incarnation = secrets.token_hex(3)
+        self._stopped = asyncio.Event()
+        self._stopping = False
+
+    def __repr__(self) -> str:
+        return f"<BrokerServer {self.url} sessions={len(self.sessions)} committers={len(self.committers)}>"
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._listener is None or not self._listener.sockets:
+            return self.config.host, self.config.port
+        host, port = self._listener.sockets[0].getsockname()[:2]
+        return str(host), int(port)
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"tidings://{host}:{port}"
+
+    async def start(self) -> None:
+        """Open the data directory and the logs (in a thread), then listen. Raises ``TidingsError``."""
+        loop = asyncio.get_running_loop()
+        try:
+            core = await loop.run_in_executor(self._io_pool, self._open_core)
+        except BaseException:
+            self._fsync_pool.shutdown(wait=False)
+            self._io_pool.shutdown(wait=False)
+            raise
+        self.core = core
+        try:
+            self._listener = await loop.create_server(
+                self._new_session, self.config.host, self.config.port, reuse_address=True, backlog=1024
+            )
+        except OSError as exc:
+            await loop.run_in_executor(self._io_pool, core.close)
+            where = f"{self.config.host}:{self.config.port}"
+            if isinstance(exc, socket.gaierror) or not exc.errno:  # an unknown host name, ...
+                reason = exc.strerror or str(exc)
+            else:  # asyncio's own message repeats the address
+                reason = os.strerror(exc.errno)
+            raise ListenError(f"cannot listen on {where}: {reason.lower()}") from exc
+        self._housekeeping = Housekeeping(core, self.config, self._io_pool)
+        self._housekeeping.start()
+        self._liveness = loop.create_task(self._check_liveness(), name="liveness")
+        await loop.run_in_executor(self._io_pool, core.datadir.empty_trash)
+        log.info("broker %s listening on %s, data in %s", core.broker_id, self.url, core.datadir.root)
+
+    def _open_core(self) -> BrokerCore:
+        core = BrokerCore(self.config.core(), clock=self.clock)
+        core.open()
+        return core
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        """Shut down cleanly (see the module docstring). Idempotent."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        loop = asyncio.get_running_loop()
+        try:
+            if self._listener is not None:
+                self._listener.close()
+            if self._liveness is not None:
+                self._liveness.cancel()
+            await self._drain_sessions()
+            if self._tick_handle is not None:
+                self._tick_handle.cancel()
+            for committer in list(self.committers.values()):
+                await committer.drain()
+            if self._housekeeping is not None:
+                await self._housekeeping.stop()
+                await self._housekeeping.save_progress()
+                await self._housekeeping.write_snapshots()
+            if self.core is not None:
+                await loop.run_in_executor(self._io_pool, self.core.close)
+        finally:
+            self._fsync_pool.shutdown(wait=False)
+            self._io_pool.shutdown(wait=False)
+            self._stopped.set()
+        log.info("broker stopped")
+
+    async def _drain_sessions(self) -> None:
+        for session in list(self.sessions.values()):
+            session.drain("broker shutting down")
+        deadline = asyncio.get_running_loop().time() + self.config.shutdown_grace_ms / 1000
+        while self.sessions and asyncio.get_running_loop().time() < deadline:
+            for session in list(self.sessions.values()):
+                if not session.pending and session.conn.state is State.CLOSED:
+                    session.close("broker shutting down")
+            await asyncio.sleep(0.01)
+        for session in list(self.sessions.values()):
+            session.close("broker shutting down", abort=bool(session.pending))
+            self.session_lost(session)
+        if self._listener is not None:
+            await self._listener.wait_closed()
+
+    # -- sessions ------------------------------------------------------------------
+
+    def _new_session(self) -> Session:
+        session_id = f"{self._incarnation}-{next(self._session_ids)}"
+        session = Session(self, session_id, self._limits)
+        self.sessions[session_id] = session
+        return session
+
+    def on_frame(self, session: Session, frame: Frame) -> None:
+        core = self.core
+        assert core is not None
+        if isinstance(frame, Hello):
+            try:
+                welcome = core.hello(session.id, frame, session.conn.protocol_version or 1)
+            except TidingsError as exc:
+                log.info("%r: handshake refused: %s", session, exc)
+                session.refuse(exc)
+                return
+            except Exception:  # a bug: refuse this client, keep the broker up
+                log.exception("%r: handshake failed", session)
+                session.refuse(TidingsError("internal error during the handshake"))
+                return
+            session.send(welcome)
+            session.opened()
+            return
+        try:
+            ticket = core.handle(session.id, frame)
+        except Exception as exc:  # a bug in the core: answer it, log it, keep the broker up
+            log.exception("%r: %s failed", session, type(frame).__name__)
+            request_id = getattr(frame, "request_id", None)
+            if request_id is not None:
+                session.send(Error(code="internal_error", message=str(exc)[:200], request_id=request_id))
+            return
+        if ticket is not None:
+            self._produced(session, ticket)
+        if isinstance(frame, Close) or (isinstance(frame, Error) and frame.fatal):
+            session.closing()
+            self.pump()
+            asyncio.get_running_loop().create_task(self._close_after_pending(session))
+
+    async def _check_liveness(self) -> None:
+        c = self.config
+        period = min(c.handshake_timeout_ms, c.heartbeat_interval_ms) / 4000
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            for session in list(self.sessions.values()):
+                session.check_liveness(now)
+
+    async def _close_after_pending(self, session: Session) -> None:
+        while session.pending:
+            await asyncio.gather(*session.pending, return_exceptions=True)
+        session.close("closed by the client")
+
+    def session_lost(self, session: Session) -> None:
+        if self.sessions.pop(session.id, None) is None:
+            return
+        if self.core is not None:
+            with self._guard(f"closing session {session.id}"):
+                self.core.session_closed(session.id)
+            self.pump()
+
+    # -- producing -----------------------------------------------------------------
+
+    def _produced(self, session: Session, ticket: ProduceTicket) -> None:
+        if ticket.ack is AckMode.NONE or not ticket.waits:
+            self.pump()  # start the commits anyway: consumers wait for them
+            frame = ticket.frame()
+            if frame is not None:
+                session.send(frame)
+            return
+        self.pump()
+        waits = {}
+        for partition, offset in ticket.waits.items():
+            committer = self._committer(ticket.topic, partition)
+            if committer is None:
+                ticket.fail(partition, UnknownTopic(f"topic {ticket.topic!r} was deleted"))
+            else:
+                waits[partition] = committer.wait(offset)
+        if all(future.done() and future.exception() is None for future in waits.values()):
+            frame = ticket.frame()
+            if frame is not None:
+                session.send(frame)
+            return
+        session.produce_started(ticket.size)
+        task = asyncio.get_running_loop().create_task(self._finish_produce(session, ticket, waits))
+        session.pending.add(task)
+        task.add_done_callback(session.pending.discard)
+
+    async def _finish_produce(
+        self, session: Session, ticket: ProduceTicket, waits: dict[int, asyncio.Future[None]]
+    ) -> None:
+        try:
+            outcomes = await asyncio.gather(*waits.values(), return_exceptions=True)
+            for partition, outcome in zip(waits, outcomes, strict=True):
+                if isinstance(outcome, TidingsError):
+                    ticket.fail(partition, outcome)
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+            frame = ticket.frame()
+            if frame is not None:
+                session.send(frame)
+        finally:
+            session.produce_finished(ticket.size)
+
+    def _committer(self, topic: str, partition: int) -> Committer | None:
+        assert self.core is not None
+        found = self.core.topics.find(topic)
+        if found is None or partition >= found.partitions:
+            return None
+        partition_log = found.logs[partition]
+        committer = self.committers.get((topic, partition))
+        if committer is None or committer.log is not partition_log:  # new, or the topic was re-created
+            committer = Committer(
+                partition_log, self._fsync_pool, lambda: self.partition_durable(topic, partition)
+            )
+            self.committers[topic, partition] = committer
+        return committer
+
+    def partition_durable(self, topic: str, partition: int) -> None:
+        if self.core is not None and not self._stopped.is_set():
+            with self._guard(f"records_durable({topic}, {partition})"):
+                self.core.records_durable(topic, partition)
+            self.pump()
+
+    # -- pumping -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        """Log a failure of the core in a callback (a bug), instead of losing a timer or a committer."""
+        try:
+            yield
+        except Exception:
+            log.exception("broker core failed in %s", what)
+
+    def pump(self) -> None:
+        """Flush what the last core calls caused: commits to start, frames to send, a timer to arm."""
+        core = self.core
+        if core is None:
+            return
+        for (topic, partition), offset in core.take_appended().items():
+            committer = self._committer(topic, partition)
+            if committer is not None:
+                committer.kick(offset)
+        for session_id, frame in core.take_outbox():
+            session = self.sessions.get(session_id)
+            if session is not None and session.state is not SessionState.CLOSED:
+                session.send(frame)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        assert self.core is not None
+        due = self.core.next_wakeup()
+        if due is None or (
+            self._tick_handle is not None and self._tick_due is not None and self._tick_due <= due
+        ):
+            return
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        delay = max(0, due - self.clock()) / 1000
+        self._tick_due = due
+        self._tick_handle = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._tick_handle = None
+        self._tick_due = None
+        if self.core is not None and not self._stopped.is_set():
+            with self._guard("tick"):
+                self.core.tick()
+            self.pump()  # re-arms the timer even after a failure

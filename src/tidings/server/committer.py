@@ -1,0 +1,115 @@
+"""Group commit off the event loop: one committer per partition log, fsyncing in a thread.
+
+Theory of operation
+-------------------
+A produce appends on the event loop (written, in the page cache) and then
+waits for its last offset to fall below the log's high watermark. The
+partition's ``Committer`` runs ``log.commit(target)`` in the fsync thread
+pool, where ``target`` is the highest offset anyone waits for. While that
+fsync runs, more appends arrive and raise ``target``; when it returns, every
+waiter now below the high watermark is released, and if some are still
+above it, one more commit covers all of them at once. So one fsync serves
+every append that arrived during the previous one, and throughput grows
+with the number of concurrent producers rather than being capped by the
+disk's fsync rate (docs/guarantees.md).
+
+After each commit (and at once for ``interval:MS`` and ``never``, where the
+high watermark is the end offset) the committer calls ``on_durable``: the
+server tells the group engine that the partition has new records, so
+consumers only ever see durable ones.
+
+A failed commit (``LogFailedError``, a closed log) fails every waiter at or
+below the target; the server reports their batches as ``Rejected``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+from tidings.errors import TidingsError
+from tidings.storage import PartitionLog
+
+
+class Committer:
+    """Waits, fsyncs and wake-ups for one partition log."""
+
+    def __init__(self, log: PartitionLog, executor: Executor, on_durable: Callable[[], None]) -> None:
+        self.log = log
+        self._executor = executor
+        self._on_durable = on_durable
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._target = -1
+        self._task: asyncio.Task[None] | None = None
+        self._notify_scheduled = False
+        self.commits = 0
+        """fsync rounds run so far (for tests and metrics: fewer than appends means group commit works)."""
+
+    def __repr__(self) -> str:
+        state = "committing" if self._task is not None else "idle"
+        return f"<Committer {self.log.directory} {state} target={self._target} waiters={len(self._waiters)}>"
+
+    def wait(self, offset: int) -> asyncio.Future[None]:
+        """A future done when ``offset`` is durable (below the high watermark), or failed with the error."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if offset < self.log.high_watermark:
+            future.set_result(None)
+            return future
+        self._waiters.append((offset, future))
+        self.kick(offset)
+        return future
+
+    def kick(self, offset: int) -> None:
+        """Something up to ``offset`` was appended: make it durable, then announce it."""
+        self._target = max(self._target, offset)
+        if self._task is not None:
+            return
+        if offset < self.log.high_watermark:  # interval / never: visible already, just announce
+            self._announce_soon()
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"commit {self.log.directory}")
+
+    async def drain(self) -> None:
+        """Wait until no commit is running (at shutdown)."""
+        while self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._target >= self.log.high_watermark:
+                target = self._target
+                try:
+                    await loop.run_in_executor(self._executor, self.log.commit, target)
+                    self.commits += 1
+                except TidingsError as exc:
+                    self._release(failed_up_to=target, error=exc)
+                    break
+                self._release()
+                self._on_durable()
+        finally:
+            self._task = None
+
+    def _release(self, *, failed_up_to: int = -1, error: TidingsError | None = None) -> None:
+        watermark = self.log.high_watermark
+        waiting: list[tuple[int, asyncio.Future[None]]] = []
+        for offset, future in self._waiters:
+            if future.done():
+                continue
+            if offset < watermark:
+                future.set_result(None)
+            elif error is not None and offset <= failed_up_to:
+                future.set_exception(error)
+            else:
+                waiting.append((offset, future))
+        self._waiters = waiting
+
+    def _announce_soon(self) -> None:
+        if not self._notify_scheduled:
+            self._notify_scheduled = True
+            asyncio.get_running_loop().call_soon(self._announce)
+
+    def _announce(self) -> None:
+        self._notify_scheduled = False
+        self._on_durable()
