@@ -128,6 +128,7 @@ def main() -> int:
     args.seconds = 1.0 if args.quick else 3.0
     factories = {
         "tidings": TidingsPeer,
+        "tidings-many": lambda: TidingsPeer(batch_api=True),
         "nats": lambda: NatsPeer(sync_always=False),
         "nats-always": lambda: NatsPeer(sync_always=True),
         "redis": lambda: RedisPeer("everysec"),
