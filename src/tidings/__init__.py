@@ -20,13 +20,18 @@ from tidings import errors
 from tidings.errors import TidingsError
 
 if TYPE_CHECKING:
+    from tidings.app import Event, Exponential, Fixed, NoBackoff, event
     from tidings.client import Client, Message, PublishResult, Subscription, SyncClient, connect, connect_sync
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Client",
+    "Event",
+    "Exponential",
+    "Fixed",
     "Message",
+    "NoBackoff",
     "PublishResult",
     "Subscription",
     "SyncClient",
@@ -35,16 +40,21 @@ __all__ = [
     "connect",
     "connect_sync",
     "errors",
+    "event",
 ]
 
 _CLIENT_NAMES = frozenset(
     {"Client", "Message", "PublishResult", "Subscription", "SyncClient", "connect", "connect_sync"}
 )
+# The service framework's typed events and retry policies (tidings.app), loaded on first use too.
+_APP_NAMES = frozenset({"Event", "event", "Exponential", "Fixed", "NoBackoff"})
 
 
 def __getattr__(name: str) -> Any:
-    if name in _CLIENT_NAMES:
-        value = getattr(importlib.import_module("tidings.client"), name)
+    if name in _CLIENT_NAMES or name in _APP_NAMES:
+        value = getattr(
+            importlib.import_module("tidings.client" if name in _CLIENT_NAMES else "tidings.app"), name
+        )
         globals()[name] = value
         return value
     raise AttributeError(f"module 'tidings' has no attribute {name!r}")

@@ -318,3 +318,62 @@ class SubscriptionClosed(BrokerError):
     def __init__(self, message: str, *, reason: str = "subscription_closed") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+# -- backends ---------------------------------------------------------------------
+#
+# What ``tidings.backends`` raises on its own account. Each backend maps its
+# server's and its client library's failures into the classes above
+# (``ConnectionLost``, ``PublishError``, ``RequestTimeout``, ...) once, at its
+# boundary; these are the few that belong to the contract itself.
+
+
+class BackendError(TidingsError):
+    """Base class of what the backend layer raises on its own account."""
+
+
+class UnknownBackend(BackendError, ValueError):
+    """A URL whose scheme no backend is registered for; the message names the URL and the known schemes."""
+
+
+class InvalidBackendConfig(BackendError, ValueError):
+    """A backend URL or option that its backend cannot use; the message names it and what is allowed."""
+
+
+class InvalidArgument(BackendError, ValueError):
+    """An argument the backend contract refuses (a start position, a mode, a delay); named in the message."""
+
+
+class NotSupported(BackendError):
+    """The backend declares the capability this call needs missing (``Capabilities``); says which and why."""
+
+    def __init__(self, message: str, *, capability: str) -> None:
+        super().__init__(message)
+        self.capability = capability
+
+
+# -- service framework (tidings.app) ----------------------------------------------------------
+
+
+class EventValidationError(TidingsError, ValueError):
+    """A received event cannot become the typed event its handler takes.
+
+    Its headers are not a CloudEvent (a required ``ce_*`` attribute missing or
+    malformed), its data is not JSON, or the JSON does not match the event's
+    schema. Retrying cannot fix any of these, so the handler runner sends the
+    event straight to the dead-letter topic with ``detail`` as the reason; it
+    never reaches the handler and never holds up the events behind it.
+    """
+
+    code: ClassVar[str] = "event_validation_failed"
+
+    def __init__(self, message: str, *, event_type: str | None = None, detail: str = "") -> None:
+        super().__init__(message)
+        self.event_type = event_type
+        self.detail = detail or message
+
+
+class StoreError(TidingsError):
+    """The service's own database (``App(store=...)``) cannot be opened: bad URL, driver or server."""
+
+    code: ClassVar[str] = "store_error"

@@ -17,6 +17,7 @@ from tidings.protocol import (
     Close,
     Credit,
     OffsetRange,
+    PartitionRanges,
     Produce,
     ProducerClaim,
     Subscribe,
@@ -181,6 +182,30 @@ async def test_a_draining_broker_gets_a_close_back_and_the_client_reconnects(lis
     await again.handshake()
     await eventually(lambda: client.connected)
     assert client.reconnects == 1
+    await close(client, again)
+
+
+async def test_acks_waiting_to_be_coalesced_are_flushed_into_a_draining_brokers_half_close(listener):
+    # A clean broker restart used to lose the acks still in the 5 ms coalescing window: the client
+    # answered the broker's Close at once, so those messages were redelivered after the restart.
+    client, broker = await open_client(listener, ack_interval=60.0, **FAST)
+    pending = asyncio.ensure_future(client.subscribe("orders", "g"))
+    await broker.subscribed()
+    subscription = await pending
+    broker.send(deliver(subscription.id, [stored([b"a"], 0)], [(0, 0, 0, 1)]))
+    message = await anext(subscription)
+    await message.ack()  # coalesced: nothing is sent yet
+    broker.send(Close(reason="draining"))
+    sent = [await broker.receive()]
+    while not isinstance(sent[-1], Close):
+        sent.append(await broker.receive())
+    acks = [frame.offsets for frame in sent if isinstance(frame, Ack)]
+    assert acks == [(PartitionRanges(topic="orders", partition=0, ranges=(OffsetRange(first=0, last=0),)),)]
+    assert sent[-1] == Close(reason="broker closed")
+    again = ScriptedBroker(await listener.accept())
+    await again.handshake()
+    await again.subscribed()
+    await again.nothing()  # the ack went out already: it is not sent again
     await close(client, again)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from tests.server.helpers import ack_frame, batch, delivered
 from tidings.protocol import (
@@ -201,3 +202,31 @@ async def test_disconnect_gives_messages_to_another_member(connect):
     records, frames = await receive(second, 2)
     assert [r.value for r in records] == [b"a", b"b"]
     assert frames[0].spans[0].delivery == 2
+
+
+async def test_a_progress_save_still_queued_at_shutdown_is_not_lost(start_broker):
+    # A clean stop cancelled the periodic progress save; when its job was still queued for a thread, the
+    # acks it had taken from the engine were dropped, and the final save had nothing left to write: the
+    # acked messages came back after the restart.
+    server = await start_broker(progress_save_interval_ms=10)
+    client = await RawClient.connect(*server.address)
+    await publish(client, "orders", *[b"m%d" % n for n in range(10)])
+    await subscribe(client, "orders", "billing")
+    records, _ = await receive(client, 10)
+    gate = threading.Event()
+    busy = [server._io_pool.submit(gate.wait) for _ in range(4)]  # every io thread busy: saves queue up
+    await client.send(ack_frame(1, "orders", 0, [r.offset for r in records[:5]]))
+    await asyncio.sleep(0.1)  # the periodic save has taken the acks and waits for a thread
+    await client.close()
+    stopping = asyncio.create_task(server.stop())
+    await asyncio.sleep(0.1)
+    gate.set()
+    await stopping
+    assert all(f.done() for f in busy)
+
+    server = await start_broker()
+    client = await RawClient.connect(*server.address)
+    await subscribe(client, "orders", "billing")
+    records, _ = await receive(client, 5)
+    await client.close()
+    assert [r.value for r in records] == [b"m%d" % n for n in range(5, 10)]

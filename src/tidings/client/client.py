@@ -47,6 +47,7 @@ from tidings.client.publisher import Publisher
 from tidings.client.transport import TcpTransport, Transport, TransportFactory
 from tidings.protocol import (
     PROTOCOL_VERSION,
+    Close,
     Deliver,
     Error,
     Frame,
@@ -312,6 +313,9 @@ class Client:
                 subscription.on_unsubscribed(frame)
         elif isinstance(frame, Request):
             self._route_request(frame)
+        elif isinstance(frame, Close):  # the broker is draining; its half-close still reads our acks
+            for subscription in list(self._subscriptions.values()):
+                subscription.flush()
         elif isinstance(frame, Ping):
             conn = self.live_connection()
             if conn is not None:

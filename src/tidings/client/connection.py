@@ -9,7 +9,8 @@ what it reads to ``receive_data``, and routes each decoded frame:
 * everything else (Deliver, a broker-initiated Unsubscribed, a forwarded
   Request, Ping) goes to the owner's ``on_frame`` callback;
 * Close or a fatal Error from the broker, the end of the stream, a broken
-  socket or a protocol error ends the connection.
+  socket or a protocol error ends the connection. The broker's Close goes to
+  ``on_frame`` first, so the owner can flush its acks into the half-close.
 
 It knows no protocol rules (the ``Connection`` enforces those) and no
 client policy (retries, credits, batching belong to the owner). When it
@@ -216,6 +217,10 @@ class ClientConnection:
     def _dispatch(self, frame: Frame) -> None:
         if isinstance(frame, Close):
             if self.state is LinkState.OPEN:  # answer the half-close, then we are done
+                # The owner first sends what it still may (settlements): the broker's half-close
+                # reads them, and acks lost here would be redeliveries after a clean restart.
+                with contextlib.suppress(TidingsError):
+                    self._on_frame(frame)
                 with contextlib.suppress(Exception):
                     self.transport.write(self.protocol.send(Close(reason="broker closed")))
             why = f": {frame.reason}" if frame.reason else ""

@@ -93,8 +93,12 @@ class BrokerServer:
         host, port = self.address
         return f"tidings://{host}:{port}"
 
-    async def start(self) -> None:
-        """Open the data directory and the logs (in a thread), then listen. Raises ``TidingsError``."""
+    async def start(self, *, listen: bool = True) -> None:
+        """Open the data directory and the logs (in a thread), then listen. Raises ``TidingsError``.
+
+        ``listen=False`` opens no socket: connections then come only through
+        ``accept`` (the in-process broker of ``memory://``).
+        """
         loop = asyncio.get_running_loop()
         try:
             core = await loop.run_in_executor(self._io_pool, self._open_core)
@@ -104,9 +108,10 @@ class BrokerServer:
             raise
         self.core = core
         try:
-            self._listener = await loop.create_server(
-                self._new_session, self.config.host, self.config.port, reuse_address=True, backlog=1024
-            )
+            if listen:
+                self._listener = await loop.create_server(
+                    self._new_session, self.config.host, self.config.port, reuse_address=True, backlog=1024
+                )
         except OSError as exc:
             await loop.run_in_executor(self._io_pool, core.close)
             where = f"{self.config.host}:{self.config.port}"
@@ -174,6 +179,14 @@ class BrokerServer:
             await self._listener.wait_closed()
 
     # -- sessions ------------------------------------------------------------------
+
+    def accept(self, transport: asyncio.BaseTransport) -> Session:
+        """Serve a connection that did not come through the listener (an in-memory pipe)."""
+        if self.core is None or self._stopping:
+            raise ListenError("the broker is not running")
+        session = self._new_session()
+        session.connection_made(transport)
+        return session
 
     def _new_session(self) -> Session:
         session_id = f"{self._incarnation}-{next(self._session_ids)}"

@@ -62,8 +62,11 @@ class Housekeeping:
             self._tasks.append(asyncio.get_running_loop().create_task(self._every(interval, job), name=name))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
+        # Not in the middle of a progress save: cancelling one whose job still waits for a thread
+        # cancels the job too, and the changes it took from the engine would never be written.
+        async with self._save_lock:
+            for task in self._tasks:
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 

@@ -1,4 +1,4 @@
-"""Private server processes for tests and benchmarks: a Tidings broker, nats-server, redis-server.
+"""Private server processes for tests and benchmarks: a Tidings broker, nats-server, redis-server, PostgreSQL.
 
 Every process gets a free loopback port and a directory of its own, and is
 stopped by the PID it was started with, so a test never touches the
@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,3 +211,92 @@ def start_broker(
         time.sleep(0.02)
     server.kill()
     raise RuntimeError(f"the broker printed no ready line within {timeout} s:\n{server.output()}")
+
+
+POSTGRES_READY = "database system is ready to accept connections"
+
+
+def find_postgres_bin() -> Path:
+    """The bin directory of the newest PostgreSQL under /usr/lib/postgresql (Debian), else of PATH's."""
+    installed = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+        key=lambda path: int(path.parent.parent.name) if path.parent.parent.name.isdigit() else 0,
+    )
+    if installed:
+        return installed[-1].parent
+    found = shutil.which("postgres")
+    if found is None:
+        raise MissingBinary("PostgreSQL is not installed (apt install postgresql)")
+    return Path(found).parent
+
+
+def _postgres_user() -> tuple[str, int, int] | None:
+    """As root, the unprivileged account to run PostgreSQL as (it refuses root); None otherwise."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            entry = pwd.getpwnam(name)
+            return name, entry.pw_uid, entry.pw_gid
+    raise MissingBinary("running as root and there is no 'postgres' or 'nobody' user to run PostgreSQL as")
+
+
+def start_postgres(directory: Path, *, port: int | None = None, timeout: float = 30.0) -> ServerProcess:
+    """A throwaway PostgreSQL: ``initdb`` into a new data directory, then ``postgres`` on 127.0.0.1.
+
+    The URL is ``postgresql://postgres@127.0.0.1:PORT/postgres`` (trust authentication; loopback
+    only). Its log goes to ``directory``; its data and Unix socket go to a fresh directory under the
+    system temp dir, ``server.directory``, short enough for a socket path and, when this process is
+    root, owned by the ``postgres`` user the server then runs as (PostgreSQL refuses to run as
+    root, and pytest's temp dirs are private to root). The caller removes ``server.directory``
+    after stopping it. Durability is off (``fsync``, ``synchronous_commit``,
+    ``full_page_writes``): test data, started fast. SIGINT is PostgreSQL's fast shutdown;
+    ``stop()``'s SIGTERM waits for clients to disconnect.
+    """
+    bin_dir = find_postgres_bin()
+    port = port or free_port()
+    account = _postgres_user()
+    runtime = Path(tempfile.mkdtemp(prefix="tidings-pg-"))
+    data = runtime / "data"
+    uid: int | None = None
+    gid: int | None = None
+    if account is not None:
+        _, uid, gid = account
+        os.chown(runtime, uid, gid)
+    groups: list[int] | None = [] if account else None
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / "postgres.log"
+    initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync"]
+    initdb += ["-E", "UTF8", "--locale=C"]
+    with log.open("wb") as sink:
+        done = subprocess.run(
+            initdb,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=runtime,
+            check=False,
+            user=uid,
+            group=gid,
+            extra_groups=groups,
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"initdb failed with {done.returncode}:\n{log.read_text(errors='replace')}")
+    args = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(runtime), "-h", HOST]
+    for setting in ("fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=50"):
+        args += ["-c", setting]
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            args, stdout=sink, stderr=subprocess.STDOUT, cwd=runtime, user=uid, group=gid, extra_groups=groups
+        )
+    url = f"postgresql://postgres@{HOST}:{port}/postgres"
+    server = ServerProcess("postgres", url, port, runtime, process, log, args)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if POSTGRES_READY in server.output():
+            _wait_for_port(server, max(1.0, deadline - time.monotonic()))
+            return server
+        if not server.alive():
+            raise RuntimeError(f"postgres exited with {server.process.returncode}:\n{server.output()}")
+        time.sleep(0.05)
+    server.kill()
+    raise RuntimeError(f"postgres was not ready within {timeout} s:\n{server.output()}")
