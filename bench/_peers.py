@@ -216,8 +216,8 @@ class RedisPeer:
     def __init__(self, appendfsync: str = "everysec") -> None:
         self.name = f"redis-streams ({appendfsync})"
         self.settings = (
-            f"redis-server AOF appendfsync={appendfsync}; redis-py asyncio, pipelines of {WINDOW} "
-            "XADD, XREADGROUP COUNT 1000 + pipelined XACK"
+            f"redis-server AOF appendfsync={appendfsync}; redis-py asyncio (blocking pool of 8), "
+            f"pipelines of {WINDOW} XADD, XREADGROUP COUNT 1000 + pipelined XACK"
         )
         self.appendfsync = appendfsync
         self.server: servers.ServerProcess | None = None
@@ -225,7 +225,10 @@ class RedisPeer:
 
     async def start(self, directory: Path) -> None:
         self.server = await asyncio.to_thread(servers.start_redis, directory, appendfsync=self.appendfsync)
-        self.redis = aioredis.from_url(self.server.url, max_connections=WINDOW + 16)
+        # redis-py does not multiplex: each concurrent command holds a connection. A small
+        # blocking pool queues commands instead of opening hundreds of sockets mid-run.
+        pool = aioredis.BlockingConnectionPool.from_url(self.server.url, max_connections=8, timeout=30)
+        self.redis = aioredis.Redis(connection_pool=pool)
 
     async def stop(self) -> None:
         if self.redis is not None:

@@ -120,7 +120,9 @@ def tables(results: list[dict[str, Any]], sizes: list[int]) -> list[report.Table
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, leaves the docs alone")
-    parser.add_argument("--peers", default="tidings,nats,nats-always,redis,redis-always,rabbitmq")
+    parser.add_argument(
+        "--peers", default="tidings,tidings-many,nats,nats-always,redis,redis-always,rabbitmq"
+    )
     args = parser.parse_args()
     args.sizes = [100, 1024]
     args.count = 500 if args.quick else 20_000
