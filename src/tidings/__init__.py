@@ -20,13 +20,15 @@ from tidings import errors
 from tidings.errors import TidingsError
 
 if TYPE_CHECKING:
-    from tidings.app import Event, Exponential, Fixed, NoBackoff, event
+    from tidings.app import App, Context, Event, Exponential, Fixed, NoBackoff, event
     from tidings.client import Client, Message, PublishResult, Subscription, SyncClient, connect, connect_sync
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "App",
     "Client",
+    "Context",
     "Event",
     "Exponential",
     "Fixed",
@@ -47,7 +49,7 @@ _CLIENT_NAMES = frozenset(
     {"Client", "Message", "PublishResult", "Subscription", "SyncClient", "connect", "connect_sync"}
 )
 # The service framework's typed events and retry policies (tidings.app), loaded on first use too.
-_APP_NAMES = frozenset({"Event", "event", "Exponential", "Fixed", "NoBackoff"})
+_APP_NAMES = frozenset({"App", "Context", "Event", "event", "Exponential", "Fixed", "NoBackoff"})
 
 
 def __getattr__(name: str) -> Any:

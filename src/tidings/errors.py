@@ -377,3 +377,16 @@ class StoreError(TidingsError):
     """The service's own database (``App(store=...)``) cannot be opened: bad URL, driver or server."""
 
     code: ClassVar[str] = "store_error"
+
+
+class HandlerFailed(TidingsError):
+    """A responder (``@app.respond``) raised while answering a request; ``reason`` is its error's text.
+
+    The requester gets this instead of waiting for its timeout: the responder replied with the reason.
+    """
+
+    code: ClassVar[str] = "handler_failed"
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message

@@ -12,18 +12,25 @@ own so that declaring events does not load SQLAlchemy.
     backoff  Exponential, Fixed, NoBackoff              how long a failed event waits
     runner   decide -> Ack | Nack | DeadLetter          the one place that settles an event
     clock    is_replay, event_now, ReplayPolicy         what ctx.now() returns
+    context  Context                                    what a handler gets besides its event
+    handlers Runner, chain, settle                      decode -> handler -> decide -> settle
+    application App                                     subscriptions, store, lifecycle
 """
 
+from tidings.app.application import App
 from tidings.app.backoff import Backoff, Exponential, Fixed, NoBackoff
 from tidings.app.clock import ReplayPolicy, event_now, is_replay
 from tidings.app.codec import Decoded, Encoded, Envelope, decode, decode_data, encode, read_envelope
+from tidings.app.context import Context
 from tidings.app.events import Event, EventInfo, event, event_info, event_schema, is_event_class
 from tidings.app.ids import uuid7
 from tidings.app.runner import Ack, DeadLetter, Decision, Nack, decide
 
 __all__ = [
     "Ack",
+    "App",
     "Backoff",
+    "Context",
     "DeadLetter",
     "Decision",
     "Decoded",

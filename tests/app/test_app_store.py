@@ -1,0 +1,84 @@
+"""The App with a SQLite store: ctx.publish through the outbox, rollback on failure, the inbox."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import tidings
+from tidings.app import Event, NoBackoff, encode
+from tidings.app.store.schema import inbox, outbox
+from tidings.testing.app import TestApp
+
+
+class OrderPlaced(Event, topic="orders.placed"):
+    order_id: str
+
+
+class StockReserved(Event, topic="stock.reserved"):
+    order_id: str
+
+
+def make_app(tmp_path) -> tidings.App:
+    return tidings.App("inventory", broker="memory://", store=f"sqlite:///{tmp_path / 'inventory.db'}")
+
+
+async def rows(app: tidings.App, table: sa.Table) -> list[sa.Row]:
+    assert app.store is not None
+    async with app.store.transaction() as tx:
+        return list((await tx.session.execute(sa.select(table))).all())
+
+
+async def test_ctx_publish_goes_through_the_outbox_and_the_relay(tmp_path):
+    app = make_app(tmp_path)
+
+    @app.subscribe(OrderPlaced, group="inventory")
+    async def reserve(event: OrderPlaced, ctx: tidings.Context) -> None:
+        assert isinstance(ctx.db, AsyncSession)
+        await ctx.publish(StockReserved(order_id=event.order_id), key=event.order_id)
+
+    async with TestApp(app) as t:
+        await t.publish(OrderPlaced(order_id="o-1"))
+        await t.drain()
+        assert t.published(StockReserved) == [StockReserved(order_id="o-1")]
+        [row] = await rows(app, outbox)
+        assert row.topic == "stock.reserved" and row.published_at is not None and row.key == b"o-1"
+        assert [(r.group, r.event_id) for r in await rows(app, inbox)] == [
+            ("inventory", t.records[0].headers["ce_id"].decode())
+        ]
+
+
+async def test_a_failed_handler_rolls_back_its_outbox_row_and_inbox_mark(tmp_path):
+    app = make_app(tmp_path)
+    calls: list[int] = []
+
+    @app.subscribe(OrderPlaced, group="inventory", retries=1, backoff=NoBackoff())
+    async def reserve(event: OrderPlaced, ctx: tidings.Context) -> None:
+        calls.append(ctx.delivery_count)
+        await ctx.publish(StockReserved(order_id=f"{event.order_id}-try{ctx.delivery_count}"))
+        if ctx.delivery_count == 1:
+            raise RuntimeError("database hiccup")
+
+    async with TestApp(app) as t:
+        await t.publish(OrderPlaced(order_id="o-1"))
+        await t.drain()
+        assert calls == [1, 2]  # the inbox mark of the failed try was rolled back: try 2 ran the handler
+        assert t.published(StockReserved) == [StockReserved(order_id="o-1-try2")]
+        assert len(await rows(app, outbox)) == 1
+        assert len(await rows(app, inbox)) == 1
+
+
+async def test_the_inbox_skips_a_redelivered_event(tmp_path):
+    app = make_app(tmp_path)
+    handled: list[str] = []
+
+    @app.subscribe(OrderPlaced, group="inventory")
+    async def reserve(event: OrderPlaced, ctx: tidings.Context) -> None:
+        handled.append(ctx.event_id)
+
+    async with TestApp(app) as t:
+        once = encode(OrderPlaced(order_id="o-1"), source="shop")
+        for _ in range(2):  # the same event (same ce_id) stored twice, as an outbox resend would
+            await app._relay_publish("orders.placed", once.data, None, once.headers)
+        await t.drain()
+    assert handled == [once.id]
