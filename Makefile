@@ -15,11 +15,11 @@ $(STAMP): pyproject.toml setup.py src/tidings/_speedups.c
 test: $(STAMP) lint typecheck contracts pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 
 typecheck: $(STAMP)
-	$(BIN)/mypy src
+	$(BIN)/mypy src examples
 
 contracts: $(STAMP)
 	$(BIN)/lint-imports
@@ -37,8 +37,10 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/storage.py $(BENCH_ARGS)
 	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
 
+# The seed's shop on the embedded default: a broker on 127.0.0.1:7400 with its data in
+# ./.tidings, five services with their own SQLite databases in ./.tidings/shop.
 demo: $(STAMP)
-	$(BIN)/tidings demo $(DEMO_ARGS)
+	$(BIN)/python -m examples.shop.run --start-broker .tidings --data .tidings/shop $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

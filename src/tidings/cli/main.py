@@ -15,6 +15,7 @@ from tidings.cli import (
     groups_command,
     log_commands,
     publish_command,
+    run_command,
     tail_command,
     topics_command,
 )
@@ -31,6 +32,7 @@ app.add_typer(log_commands.app, name="log")
 app.command(name="broker")(broker_command.broker)
 app.command(name="demo")(demo_command.demo)
 app.command(name="publish")(publish_command.publish)
+app.command(name="run")(run_command.run)
 app.command(name="tail")(tail_command.tail)
 app.add_typer(topics_command.app, name="topics")
 app.add_typer(groups_command.app, name="groups")
