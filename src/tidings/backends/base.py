@@ -335,6 +335,14 @@ class Admin(Protocol):
         """Move ``group``'s committed position on every partition of ``topic`` to ``to``."""
         ...
 
+    async def topic_end_offsets(self, topic: str) -> dict[int, int]:
+        """Per partition of ``topic``, its end offset (the next to be written); ``UnknownTopic`` if none."""
+        ...
+
+    async def group_offsets(self, group: str, topic: str) -> dict[int, int]:
+        """Per partition of ``topic``, ``group``'s committed offset (all below settled); {} if none."""
+        ...
+
 
 # -- choosing a backend by URL ------------------------------------------------------------
 

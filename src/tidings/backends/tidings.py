@@ -45,7 +45,7 @@ from tidings.backends.base import (
 )
 from tidings.client import Client, ClientConfig, Message, TransportFactory
 from tidings.client import Subscription as ClientSubscription
-from tidings.errors import InvalidArgument, InvalidBackendConfig, NotConnected
+from tidings.errors import InvalidArgument, InvalidBackendConfig, NotConnected, UnknownGroup
 
 CAPABILITIES: Final = Capabilities(
     persistent=True,
@@ -346,6 +346,17 @@ class TidingsBackend:
 
     async def reset_group(self, group: str, topic: str, to: StartPosition) -> None:
         await self.client.admin.reset_group(group, topic, check_start(to))
+
+    async def topic_end_offsets(self, topic: str) -> dict[int, int]:
+        description = await self.client.admin.describe_topic(topic)
+        return {info.partition: info.end_offset for info in description.partitions}
+
+    async def group_offsets(self, group: str, topic: str) -> dict[int, int]:
+        try:
+            description = await self.client.admin.describe_group(group)
+        except UnknownGroup:
+            return {}
+        return {p.partition: p.committed for p in description.partitions if p.topic == topic}
 
 
 def _with_id(headers: HeadersIn | None, msg_id: str | None) -> HeadersIn | None:

@@ -15,6 +15,7 @@ from tidings.cli import (
     groups_command,
     log_commands,
     publish_command,
+    replay_command,
     run_command,
     tail_command,
     topics_command,
@@ -32,6 +33,7 @@ app.add_typer(log_commands.app, name="log")
 app.command(name="broker")(broker_command.broker)
 app.command(name="demo")(demo_command.demo)
 app.command(name="publish")(publish_command.publish)
+app.command(name="replay")(replay_command.replay_command)
 app.command(name="run")(run_command.run)
 app.command(name="tail")(tail_command.tail)
 app.add_typer(topics_command.app, name="topics")
