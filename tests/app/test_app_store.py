@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -82,3 +85,41 @@ async def test_the_inbox_skips_a_redelivered_event(tmp_path):
             await app._relay_publish("orders.placed", once.data, None, once.headers)
         await t.drain()
     assert handled == [once.id]
+
+
+async def test_app_outbox_publishes_a_typed_event_when_the_callers_transaction_commits(tmp_path):
+    app = make_app(tmp_path)
+    async with TestApp(app) as t:
+        assert app.store is not None
+        async with app.store.transaction() as tx:
+            row_id = await app.outbox(tx.session).publish(OrderPlaced(order_id="o-9"), key="o-9")
+            assert row_id >= 1
+        await t.drain()
+        assert t.published(OrderPlaced) == [OrderPlaced(order_id="o-9")]
+        # and a rolled-back transaction publishes nothing
+        with contextlib.suppress(RuntimeError):
+            async with app.store.transaction() as tx:
+                await app.outbox(tx.session).publish(OrderPlaced(order_id="o-lost"))
+                raise RuntimeError("rolled back")
+        await t.drain()
+        assert t.published(OrderPlaced) == [OrderPlaced(order_id="o-9")]
+
+
+async def test_app_start_is_where_its_new_groups_begin(tmp_path):
+    seen: list[str] = []
+    app = tidings.App("late", broker="memory://start-test", start="earliest")
+
+    @app.subscribe(OrderPlaced, group="late")
+    async def note(event: OrderPlaced, ctx: tidings.Context) -> None:
+        seen.append(event.order_id)
+
+    assert app.specs[0].start == "earliest"
+    async with tidings.App("early", broker="memory://start-test") as producer:
+        await producer.publish(OrderPlaced(order_id="before"))
+        async with app:
+
+            async def got_it() -> None:
+                while seen != ["before"]:
+                    await asyncio.sleep(0.02)
+
+            await asyncio.wait_for(got_it(), 10)

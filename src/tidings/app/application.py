@@ -54,10 +54,13 @@ from tidings.app.handlers import (
     stop_consuming,
 )
 from tidings.backends.base import Backend, GroupMode, Receipt, StartPosition, Subscription, open_backend
-from tidings.errors import HandlerFailed, InvalidArgument
+from tidings.errors import HandlerFailed, InvalidArgument, StoreError
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from tidings.app.store import OutboxRelay, Store
+    from tidings.app.store.store import Outbox
 
 __all__ = ["App", "AppState"]
 
@@ -84,6 +87,7 @@ class App:
         broker: str | None = None,
         store: str | None = None,
         replay: ReplayPolicy | None = None,
+        start: StartPosition = "latest",
         stop_timeout: float = 30.0,
         **backend_options: Any,
     ) -> None:
@@ -94,6 +98,7 @@ class App:
         self.broker_url = url
         self.store_url = store
         self.replay = replay or ReplayPolicy()
+        self.start_position = start  # where a new group of this app begins, unless subscribe says
         self.stop_timeout = stop_timeout
         self.backend_options = backend_options
         self.specs: list[SubscriptionSpec] = []
@@ -119,7 +124,7 @@ class App:
         backoff: Backoff | None = None,
         concurrency: int = 1,
         mode: GroupMode = "partitioned",
-        start: StartPosition = "latest",
+        start: StartPosition | None = None,
         ack_deadline: float = 30.0,
     ) -> Callable[[H], H]:
         """Run the decorated ``async (event, ctx)`` for every ``event_type`` on its topic, in ``group``."""
@@ -137,7 +142,7 @@ class App:
                     backoff=backoff or Exponential(0.2, 30.0),
                     concurrency=concurrency,
                     mode=mode,
-                    start=start,
+                    start=self.start_position if start is None else start,
                     ack_deadline=ack_deadline,
                 )
             )
@@ -194,6 +199,16 @@ class App:
         receipt = await self.backend.publish(topic, encoded.data, key=key, headers=encoded.headers)
         self._published(receipt, encoded.data, encoded.headers)
         return receipt
+
+    def outbox(self, session: AsyncSession) -> EventOutbox:
+        """Publish typed events from a transaction the service owns: they leave when it commits.
+
+        ``async with app.store.transaction() as tx: ...; await app.outbox(tx.session).publish(e)``
+        writes the order row and its event atomically; the relay sends the event after the commit.
+        """
+        if self.store is None:
+            raise StoreError(f"{self!r}: app.outbox needs a store (App(..., store=URL)) and a started app")
+        return EventOutbox(self.name, self.store.outbox(session))
 
     async def _ctx_publish(self, event: Any, key: str | bytes | None) -> None:
         await self.publish(event, key)
@@ -324,3 +339,19 @@ class App:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
+
+
+class EventOutbox:
+    """``app.outbox(session)``: typed events into the outbox of a transaction the caller owns."""
+
+    __slots__ = ("_outbox", "_source")
+
+    def __init__(self, source: str, outbox: Outbox) -> None:
+        self._source = source
+        self._outbox = outbox
+
+    async def publish(self, event: Any, key: str | bytes | None = None) -> int:
+        """Queue ``event`` (CloudEvents headers, this service as source); returns the outbox row id."""
+        encoded = encode(event, source=self._source)
+        topic = encoded.topic or event_info(event).topic
+        return await self._outbox.enqueue(topic, encoded.data, key=key, headers=encoded.headers)
