@@ -12,6 +12,7 @@ from tidings.records import (
     HEADER_SIZE,
     BatchBuilder,
     build_batch,
+    check_batch,
     crc32c,
     iter_batches,
     iter_records,
@@ -19,6 +20,7 @@ from tidings.records import (
 )
 from tidings.records import layout as L
 from tidings.storage import FsyncPolicy, LogConfig, OsFileSystem, PartitionLog
+from tidings.storage import log as log_module
 
 
 class Clock:
@@ -475,3 +477,18 @@ def test_repr_shows_the_state(tmp_path):
         log.append(batch(b"a"))
         text = repr(log)
         assert "open" in text and "offsets 0..1" in text and "fsync=interval:50" in text
+
+
+def test_a_header_the_caller_already_checked_is_not_checked_again(tmp_path, monkeypatch):
+    """The broker checks each batch before choosing its partition; the log must not pay the CRCs twice."""
+    batch = build_batch([b"once"])
+    header = check_batch(batch)
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("check_batch ran a second time")
+
+    monkeypatch.setattr(log_module, "check_batch", refuse)
+    with PartitionLog(str(tmp_path / "log")) as log:
+        assert log.append(batch, checked=header).base_offset == 0
+        with pytest.raises(AssertionError, match="second time"):
+            log.append(batch)

@@ -9,9 +9,10 @@ For each batch of a Produce, in order:
 3. For an idempotent producer: the session must own the producer id, and the
    sequence must be the next one, or a remembered batch's (``core.producers``).
    A remembered batch is answered with its original offsets, not written.
-4. ``PartitionLog.append``: written, not durable. The log checks the batch
-   again and walks its record prefixes; storage failures become ``Rejected``
-   with the codes of ``STORAGE_CODES``.
+4. ``PartitionLog.append``: written, not durable. The log reuses the header
+   checked in step 1 (the CRCs run once per batch) and walks the record
+   prefixes; storage failures become ``Rejected`` with the codes of
+   ``STORAGE_CODES``.
 
 The result is a ``ProduceTicket``: the per-batch results, and per partition
 the last offset that must be durable before anyone is told. The server waits
@@ -148,7 +149,7 @@ class ProducePath:
                     )
                 if verdict is not None:
                     return verdict
-            result = self.topics.append(topic.name, partition, batch)
+            result = self.topics.append(topic.name, partition, batch, checked=header)
         except TidingsError as exc:
             return rejected(exc)
         if producer is not None:

@@ -41,7 +41,7 @@ from tidings.errors import (
 )
 from tidings.protocol.admin import PartitionInfo, TopicDescription
 from tidings.protocol.names import is_topic_name, topic_matches
-from tidings.records import Buffer
+from tidings.records import BatchHeader, Buffer
 from tidings.storage import AppendResult, PartitionLog, ReadResult
 from tidings.storage.log import Clock, wall_clock_ms
 
@@ -238,9 +238,14 @@ class TopicRegistry:
 
     # -- appending -----------------------------------------------------------------
 
-    def append(self, topic: str, partition: int, batch: Buffer) -> AppendResult:
-        """Append (written, not yet durable) and note the partition for the next group commit."""
-        result = self.log(topic, partition).append(batch)
+    def append(
+        self, topic: str, partition: int, batch: Buffer, *, checked: BatchHeader | None = None
+    ) -> AppendResult:
+        """Append (written, not yet durable) and note the partition for the next group commit.
+
+        ``checked``: the batch's header from a ``check_batch`` the caller already ran.
+        """
+        result = self.log(topic, partition).append(batch, checked=checked)
         self._appended[topic, partition] = result.last_offset
         return result
 

@@ -54,7 +54,15 @@ from tidings.errors import (
     OffsetOutOfRangeError,
     StorageError,
 )
-from tidings.records import HEADER_SIZE, Buffer, check_batch, read_header, stamped_header, validate_records
+from tidings.records import (
+    HEADER_SIZE,
+    BatchHeader,
+    Buffer,
+    check_batch,
+    read_header,
+    stamped_header,
+    validate_records,
+)
 from tidings.storage import checkpoint as ckpt
 from tidings.storage import loader
 from tidings.storage.config import LogConfig, SyncMode
@@ -154,10 +162,16 @@ class PartitionLog:
 
     # -- appending -----------------------------------------------------------------
 
-    def append(self, batch: Buffer) -> AppendResult:
-        """Check ``batch``, stamp its offsets and time, and write it. Written, not yet durable."""
+    def append(self, batch: Buffer, *, checked: BatchHeader | None = None) -> AppendResult:
+        """Check ``batch``, stamp its offsets and time, and write it. Written, not yet durable.
+
+        ``checked`` is the header a caller got from ``check_batch`` on these very
+        bytes (the broker's produce path checks each batch before choosing its
+        partition): the CRCs are then not computed a second time. The record
+        walk and the length check still run here.
+        """
         view = memoryview(batch)
-        header = check_batch(view)
+        header = check_batch(view) if checked is None else checked
         if header.length != len(view):
             raise InvalidBatchError(f"batch says {header.length} bytes but {len(view)} were given")
         if self.config.validate_records:
