@@ -353,6 +353,8 @@ _openers: dict[str, BackendOpener | str] = {
     "memory": "tidings.backends.memory:from_url",
     "tidings": "tidings.backends.tidings:from_url",
     "tidings+tls": "tidings.backends.tidings:from_url",
+    "nats": "tidings.backends.nats:from_url",
+    "redis": "tidings.backends.redis:from_url",
 }
 _SCHEME: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 

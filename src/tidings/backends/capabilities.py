@@ -65,9 +65,10 @@ class Capabilities:
     (with ``native_dead_letters`` it moves the message to the dead-letter topic; without, the framework
     does when it sees ``delivery_count`` reach the limit)."""
     native_dead_letters: bool = False
-    """The server itself moves a message past ``max_deliveries``, or one ``term``-inated, to
-    ``dead_letter_topic(topic, group)`` with the ``DLQ_*`` headers (original topic, partition, offset,
-    group, deliveries, reason), and stops delivering it to the group."""
+    """The backend (the server itself, or its adapter on the server's behalf) moves a message past
+    ``max_deliveries``, or one ``term``-inated, to ``dead_letter_topic(topic, group)`` with the ``DLQ_*``
+    headers (original topic, partition, offset, group, deliveries, reason), and stops delivering it to
+    the group."""
     idempotent_publish: bool = False
     """A publish the backend retries on its own (after a lost connection or a lost acknowledgement) is
     stored once: every publish that returned a ``Receipt`` is stored exactly once, even across a crash
