@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -51,25 +51,41 @@ async def test_serve_starts_in_order_and_stops_every_app_on_sigterm():
     assert [app.state for app in apps] == [AppState.STOPPED, AppState.STOPPED]
 
 
-def test_the_command_runs_a_service_until_sigint(tmp_path):
-    env = {**os.environ, "TIDINGS_URL": "memory://cli-run", "SHOP_DATA": str(tmp_path), "NO_COLOR": "1"}
+def run_until_sigint(tmp_path, url: str, *args: str) -> str:
+    """``tidings run ARGS`` until it says it is running, then SIGINT; its stderr once it exited 0."""
+    env = {**os.environ, "TIDINGS_URL": url, "SHOP_DATA": str(tmp_path), "NO_COLOR": "1"}
     process = subprocess.Popen(
-        [str(TIDINGS), "run", "examples.shop.payment:service", "examples.shop.inventory:service"],
-        cwd=ROOT,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
+        [str(TIDINGS), "run", *args], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
     )
+    assert process.stderr is not None
+    seen: list[str] = []
     try:
-        deadline = time.monotonic() + 30
-        while not (tmp_path / "inventory.db").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)
+        for line in process.stderr:  # ends if the process dies before saying it runs
+            seen.append(line)
+            if "running; SIGINT or SIGTERM stops" in line:
+                break
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
+        _, rest = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
+    err = "".join(seen) + (rest or "")
     assert process.returncode == 0, err
+    return err
+
+
+def test_the_command_runs_a_service_until_sigint(tmp_path):
+    err = run_until_sigint(
+        tmp_path, "memory://cli-run", "examples.shop.payment:service", "examples.shop.inventory:service"
+    )
     assert "inventory stopped" in err and "payment stopped" in err
     assert err.index("inventory stopped") < err.index("payment stopped")
+
+
+def test_the_command_logs_json_lines(tmp_path):
+    err = run_until_sigint(
+        tmp_path, "memory://cli-json", "--log-format", "json", "examples.shop.payment:service"
+    )
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    assert any(line["message"] == "tidings: payment stopped" for line in lines)

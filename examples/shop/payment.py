@@ -1,9 +1,10 @@
 """payment: answers ``ConfirmPayment`` by request/reply; approves any amount within ``LIMIT``.
 
 Deterministic on purpose (no randomness, no clock): a test and a demo can say in advance which
-orders are rejected. Each decision is also written to payment's own database, keyed by order, so
-asking twice about one order records one decision (a request is not deduplicated by the inbox:
-responders run outside the store's transaction, because a reply is needed now).
+orders are rejected. Each decision is also written to payment's own database (``ctx.db``: the
+responder runs in a store transaction and the reply leaves after its commit), keyed by order, so
+asking twice about one order records one decision (requests carry new ids each time, so the
+inbox has nothing to deduplicate: the business key does it).
 """
 
 from __future__ import annotations
@@ -43,15 +44,13 @@ def make_app(broker: str, data_dir: Path, name: str = "payment") -> ServiceApp:
     @app.respond(ConfirmPayment, concurrency=8)
     async def confirm(request: ConfirmPayment, ctx: Context) -> PaymentResult:
         approved = approve(request.amount)
-        assert app.store is not None
-        async with app.store.transaction() as tx:
-            where = decisions.c.order_id == request.order_id
-            if (await tx.session.execute(sa.select(decisions.c.order_id).where(where))).first() is None:
-                await tx.session.execute(
-                    sa.insert(decisions).values(
-                        order_id=request.order_id, amount=request.amount, approved=approved
-                    )
+        where = decisions.c.order_id == request.order_id
+        if (await ctx.db.execute(sa.select(decisions.c.order_id).where(where))).first() is None:
+            await ctx.db.execute(
+                sa.insert(decisions).values(
+                    order_id=request.order_id, amount=request.amount, approved=approved
                 )
+            )
         return PaymentResult(order_id=request.order_id, approved=approved)
 
     return app

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import tidings
+from tests.app.test_app import ConfirmPayment, PaymentResult
 from tidings.app import Event, NoBackoff, encode
 from tidings.app.store.schema import inbox, outbox
 from tidings.testing.app import TestApp
@@ -123,3 +125,35 @@ async def test_app_start_is_where_its_new_groups_begin(tmp_path):
                     await asyncio.sleep(0.02)
 
             await asyncio.wait_for(got_it(), 10)
+
+
+async def test_a_responder_runs_in_a_transaction_and_replies_after_the_commit(tmp_path):
+    decisions = sa.Table(
+        "decisions",
+        sa.MetaData(),
+        sa.Column("order_id", sa.String, primary_key=True),
+        sa.Column("ok", sa.Boolean),
+    )
+    app = tidings.App("payment", broker="memory://", store=f"sqlite:///{tmp_path / 'payment.db'}")
+
+    @app.respond(ConfirmPayment)
+    async def confirm(request: ConfirmPayment, ctx: tidings.Context) -> PaymentResult:
+        await ctx.db.run_sync(lambda session: decisions.create(session.connection(), checkfirst=True))
+        await ctx.db.execute(sa.insert(decisions).values(order_id=request.order_id, ok=request.amount < 100))
+        await ctx.publish(StockReserved(order_id=request.order_id))  # into the same transaction's outbox
+        if request.amount < 0:
+            raise ValueError("negative amount")
+        return PaymentResult(order_id=request.order_id, approved=request.amount < 100)
+
+    async with TestApp(app) as t:
+        reply = await app.request(ConfirmPayment(order_id="o-1", amount=20), PaymentResult, timeout=5)
+        assert reply == PaymentResult(order_id="o-1", approved=True)
+        # the reply came after the commit: the row and the outbox row are there already
+        assert [(r.order_id, r.ok) for r in await rows(app, decisions)] == [("o-1", True)]
+        assert len(await rows(app, outbox)) == 1
+        with pytest.raises(tidings.errors.HandlerFailed, match="negative amount"):
+            await app.request(ConfirmPayment(order_id="o-2", amount=-1), PaymentResult, timeout=5)
+        # the failed responder's writes and its outbox row rolled back
+        assert [r.order_id for r in await rows(app, decisions)] == ["o-1"]
+        await t.drain()
+        assert t.published(StockReserved) == [StockReserved(order_id="o-1")]

@@ -154,7 +154,12 @@ class App:
     def respond(
         self, event_type: type, *, group: str | None = None, concurrency: int = 1
     ) -> Callable[[H], H]:
-        """Answer requests for ``event_type`` (on its topic) with what the decorated handler returns."""
+        """Answer requests for ``event_type`` (on its topic) with what the decorated handler returns.
+
+        With a store, the handler runs in a transaction (``ctx.db``, ``ctx.publish`` into the outbox)
+        and the reply leaves after the commit; if the handler raises, its writes roll back and the
+        requester gets ``HandlerFailed``.
+        """
         event_info(event_type)
 
         def register(handler: H) -> H:
@@ -278,7 +283,7 @@ class App:
             source=self.name,
             publish=self._ctx_publish,
             request=self.request,
-            store=None if spec.respond else self.store,
+            store=self.store,
             replay=self.replay,
             observer=self.observer,
             subscribed_at=subscribed_at,

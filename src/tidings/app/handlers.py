@@ -255,9 +255,20 @@ class Runner:
         return None
 
     async def _answer(self, delivery: Delivery) -> None:
+        """Run the responder (in a store transaction when there is a store) and reply after the commit.
+
+        No inbox here: a request is not stored and every ``request`` carries a new id, so there is
+        nothing to deduplicate; a responder that must decide once per business key (payment, per
+        order) does so in ``ctx.db``. The reply leaves only once the transaction has committed, so
+        a requester never hears of a decision that was rolled back.
+        """
         try:
             decoded: Decoded[Any] = decode(delivery.data, delivery.headers, self.spec.event_type)
-            result = await self.handler(decoded.event, self._context(delivery, decoded))
+            if self.store is None:
+                result = await self.handler(decoded.event, self._context(delivery, decoded))
+            else:
+                async with self.store.transaction() as tx:
+                    result = await self.handler(decoded.event, self._context(delivery, decoded, tx))
             encoded = encode(result, source=self.source, type=f"{self.spec.event_type.__qualname__}.reply")
         except Exception as exc:
             log.warning("tidings: responder %s failed: %s", self.spec.name, describe(exc))

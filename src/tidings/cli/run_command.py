@@ -26,6 +26,7 @@ from typing import Annotated
 import typer
 
 from tidings.app import App
+from tidings.app.logs import LOG_FORMATS, configure_logging
 
 __all__ = ["load_app", "run", "serve"]
 
@@ -83,9 +84,14 @@ def run(
         list[str], typer.Argument(help="module:attribute of an App or of a factory returning one.")
     ],
     log_level: Annotated[str, typer.Option(help="Logging level: debug, info, warning, error.")] = "info",
+    log_format: Annotated[
+        str, typer.Option(help="text, or json: one JSON object per line with the handler's fields.")
+    ] = "text",
 ) -> None:
     """Run the given services until SIGINT or SIGTERM, then stop them gracefully."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_format not in LOG_FORMATS:
+        raise typer.BadParameter(f"--log-format is one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
+    configure_logging(log_level, "json" if log_format == "json" else "text")
     loaded = [load_app(reference) for reference in apps]
     names = [app.name for app in loaded]
     if len(set(names)) != len(names):
