@@ -84,18 +84,23 @@ class App:
         self,
         name: str,
         *,
-        broker: str | None = None,
+        broker: str | Backend | None = None,
         store: str | None = None,
         replay: ReplayPolicy | None = None,
         start: StartPosition = "latest",
         stop_timeout: float = 30.0,
         **backend_options: Any,
     ) -> None:
-        url = broker or os.environ.get("TIDINGS_URL")
+        # A Backend instance (unopened; the App opens and closes it) is for backends configured in
+        # code, and for the conformance suite, which runs the framework on the backend under test.
+        given = None if broker is None or isinstance(broker, str) else broker
+        url = given.url if given is not None else broker if isinstance(broker, str) else None
+        url = url or os.environ.get("TIDINGS_URL")
         if not url:
             raise InvalidArgument("App needs a broker URL: App(name, broker='memory://') or $TIDINGS_URL")
         self.name = name
         self.broker_url = url
+        self._given_backend = given
         self.store_url = store
         self.replay = replay or ReplayPolicy()
         self.start_position = start  # where a new group of this app begins, unless subscribe says
@@ -249,7 +254,9 @@ class App:
             raise RuntimeError(f"{self!r} cannot start again")
         self.state = AppState.RUNNING
         try:
-            self._backend = open_backend(self.broker_url, service=self.name, **self.backend_options)
+            self._backend = self._given_backend or open_backend(
+                self.broker_url, service=self.name, **self.backend_options
+            )
             await self._backend.open()
             if self.store_url is not None:
                 from tidings.app.store import OutboxRelay, Store  # noqa: PLC0415 - SQLAlchemy on demand

@@ -18,6 +18,9 @@ Scenarios (in ``SCENARIOS`` order):
   -> ``NoResponders`` at once.
 * ``resilience``: dedupe by msg_id; reconnect after a server restart;
   exactly-once publishing across a crash; topic patterns.
+* ``framework``: ``tidings.App`` on the backend: retries with backoff, dead
+  letters after the last retry and for invalid events, the inbox applying a
+  duplicate once, per-key order under concurrency, typed request/reply.
 
 How a backend runs it: its test file provides a ``BackendFactory`` (how to
 make a backend on a private server, and how to restart that server) and
@@ -26,11 +29,9 @@ restates the capabilities it expects; a thin pytest layer
 parametrizes ``run_scenario`` over ``SCENARIOS`` and turns ``skip_reason``
 into ``pytest.skip``. The scenarios themselves import no test framework, so
 this package ships without pytest.
-
-The framework's retry and inbox scenarios join when ``tidings.app`` exists.
 """
 
-from tidings.testing.conformance import basic, redelivery, replay, requests, resilience
+from tidings.testing.conformance import basic, framework, redelivery, replay, requests, resilience
 from tidings.testing.conformance.harness import (
     SCENARIOS,
     BackendFactory,
@@ -50,6 +51,7 @@ __all__ = [
     "Scenario",
     "basic",
     "check",
+    "framework",
     "redelivery",
     "replay",
     "requests",

@@ -36,7 +36,7 @@ async def _no_more_of(h: Harness, backend: Backend, subscription: Subscription, 
     await delivery.ack()
 
 
-async def _dead_letter(h: Harness, backend: Backend, topic: str, group: str) -> Delivery:
+async def read_dead_letter(h: Harness, backend: Backend, topic: str, group: str) -> Delivery:
     reader = await h.subscribe(
         backend, dead_letter_topic(topic, group), group=h.name("dlq-reader"), start="earliest"
     )
@@ -45,7 +45,9 @@ async def _dead_letter(h: Harness, backend: Backend, topic: str, group: str) -> 
     return dead
 
 
-def _check_dead_letter(dead: Delivery, original: Delivery, group: str, deliveries: int, reason: str) -> None:
+def _checkread_dead_letter(
+    dead: Delivery, original: Delivery, group: str, deliveries: int, reason: str
+) -> None:
     expected = {
         DLQ_TOPIC: original.topic,
         DLQ_PARTITION: str(original.partition),
@@ -123,7 +125,7 @@ async def max_deliveries_stops_redelivery(h: Harness) -> None:
 
 
 @scenario("max_deliveries", "native_dead_letters")
-async def max_deliveries_dead_letter(h: Harness) -> None:
+async def max_deliveriesread_dead_letter(h: Harness) -> None:
     """Past max_deliveries the message goes to <topic>.dlq.<group> with the dead-letter headers, its
     data, key and headers kept, and the last nack's reason."""
     backend = await h.backend()
@@ -134,8 +136,8 @@ async def max_deliveries_dead_letter(h: Harness) -> None:
     for attempt in (1, 2):
         delivery = await h.receive(subscription, what=f"delivery {attempt}")
         await delivery.nack(reason=f"boom {attempt}")
-    dead = await _dead_letter(h, backend, topic, group)
-    _check_dead_letter(dead, delivery, group, deliveries=2, reason="boom 2")
+    dead = await read_dead_letter(h, backend, topic, group)
+    _checkread_dead_letter(dead, delivery, group, deliveries=2, reason="boom 2")
     await _no_more_of(h, backend, subscription, delivery)
 
 
@@ -152,7 +154,7 @@ async def term_is_final(h: Harness) -> None:
 
 
 @scenario("native_dead_letters")
-async def term_dead_letter(h: Harness) -> None:
+async def termread_dead_letter(h: Harness) -> None:
     """term(reason) dead-letters the message at once, with deliveries 1 and the reason given."""
     backend = await h.backend()
     topic = await h.topic(backend, "reject")
@@ -161,5 +163,5 @@ async def term_dead_letter(h: Harness) -> None:
     await backend.publish(topic, b"malformed", key="k", headers={"content-type": "text/plain"})
     delivery = await h.receive(subscription)
     await delivery.term("cannot parse")
-    dead = await _dead_letter(h, backend, topic, group)
-    _check_dead_letter(dead, delivery, group, deliveries=1, reason="cannot parse")
+    dead = await read_dead_letter(h, backend, topic, group)
+    _checkread_dead_letter(dead, delivery, group, deliveries=1, reason="cannot parse")
