@@ -14,7 +14,6 @@ import sqlalchemy as sa
 
 from examples.shop.events import ConfirmPayment, OrderPlaced, PaymentResult
 from examples.shop.service import ServiceApp
-from tidings.app import encode, event_info
 
 __all__ = ["Checkout", "make_app", "orders", "tables"]
 
@@ -44,9 +43,7 @@ class Checkout(ServiceApp):
             status = "placed" if result.approved else "rejected"
             await tx.session.execute(sa.insert(orders).values(**_columns(order), status=status))
             if result.approved:
-                encoded = encode(order, source=self.name)
-                topic = encoded.topic or event_info(order).topic
-                await tx.enqueue(topic, encoded.data, key=order.customer, headers=encoded.headers)
+                await self.outbox(tx.session).publish(order, key=order.customer)
         return result.approved
 
 
