@@ -24,7 +24,14 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP)
+# The official AsyncAPI parser (npm), which the tests validate `tidings asyncapi` output with.
+NODE_STAMP := tools/asyncapi/node_modules/.installed
+
+$(NODE_STAMP): tools/asyncapi/package.json tools/asyncapi/package-lock.json
+	cd tools/asyncapi && npm ci --silent --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+pytest: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 BENCH_STAMP := $(VENV)/.installed-bench
@@ -39,8 +46,15 @@ bench: $(BENCH_STAMP)
 
 # The seed's shop on the embedded default: a broker on 127.0.0.1:7400 with its data in
 # ./.tidings, five services with their own SQLite databases in ./.tidings/shop.
+# `make demo BROKER=nats://127.0.0.1:4222` (or redis://..., tidings://...) runs the same services,
+# unchanged, on a broker that is already running.
+BROKER ?=
 demo: $(STAMP)
+ifeq ($(strip $(BROKER)),)
 	$(BIN)/python -m examples.shop.run --start-broker .tidings --data .tidings/shop $(DEMO_ARGS)
+else
+	$(BIN)/python -m examples.shop.run --broker '$(BROKER)' --data .tidings/shop $(DEMO_ARGS)
+endif
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -58,4 +58,4 @@ def _columns(order: OrderPlaced) -> dict[str, object]:
 
 
 def make_app(broker: str, data_dir: Path, name: str = "checkout") -> Checkout:
-    return Checkout(name, broker=broker, data_dir=data_dir, tables=tables)
+    return Checkout(name, broker=broker, data_dir=data_dir, tables=tables, emits=[OrderPlaced])

@@ -38,7 +38,7 @@ reservations = sa.Table(
 
 
 def make_app(broker: str, data_dir: Path, name: str = "inventory") -> ServiceApp:
-    app = ServiceApp(name, broker=broker, data_dir=data_dir, tables=tables)
+    app = ServiceApp(name, broker=broker, data_dir=data_dir, tables=tables, emits=[StockReserved])
 
     @app.subscribe(OrderPlaced, group=name, concurrency=4)
     async def reserve(event: OrderPlaced, ctx: Context) -> None:

@@ -31,7 +31,7 @@ shipments = sa.Table(
 
 
 def make_app(broker: str, data_dir: Path, name: str = "shipping") -> ServiceApp:
-    app = ServiceApp(name, broker=broker, data_dir=data_dir, tables=tables)
+    app = ServiceApp(name, broker=broker, data_dir=data_dir, tables=tables, emits=[ShipmentCreated])
 
     @app.subscribe(StockReserved, group=name, concurrency=4)
     async def ship(event: StockReserved, ctx: Context) -> None:

@@ -34,7 +34,7 @@ import contextlib
 import enum
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -89,6 +89,7 @@ class App:
         replay: ReplayPolicy | None = None,
         start: StartPosition = "latest",
         stop_timeout: float = 30.0,
+        emits: Iterable[type] = (),
         **backend_options: Any,
     ) -> None:
         # A Backend instance (unopened; the App opens and closes it) is for backends configured in
@@ -107,6 +108,8 @@ class App:
         self.stop_timeout = stop_timeout
         self.backend_options = backend_options
         self.specs: list[SubscriptionSpec] = []
+        self.emitted: list[type] = []
+        self.emits(*emits)
         self._middleware: list[Middleware] = []
         self.observer: Observer | None = None
         self.state = AppState.NEW
@@ -181,6 +184,17 @@ class App:
             return handler
 
         return register
+
+    def emits(self, *event_types: type) -> None:
+        """Declare the event types this service publishes (AsyncAPI ``send`` operations, the flow map).
+
+        Publishing is not limited to them; the declaration is documentation the tools can read
+        without running the service.
+        """
+        for event_type in event_types:
+            event_info(event_type)  # TypeError now, not when the document is generated
+            if event_type not in self.emitted:
+                self.emitted.append(event_type)
 
     def middleware(self, wrap: Middleware) -> Middleware:
         """Wrap every handler with ``wrap``: the first registered is the outermost. Usable as a decorator."""

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from tidings import __version__
 from tidings.cli import (
+    asyncapi_command,
     broker_command,
     demo_command,
     groups_command,
@@ -30,6 +31,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(log_commands.app, name="log")
+app.command(name="asyncapi")(asyncapi_command.asyncapi)
 app.command(name="broker")(broker_command.broker)
 app.command(name="demo")(demo_command.demo)
 app.command(name="publish")(publish_command.publish)
