@@ -59,7 +59,7 @@ def test_an_unknown_scheme_names_the_url_and_the_known_schemes():
         open_backend("kafka://broker:9092", service="inventory")
     message = str(caught.value)
     assert "'kafka'" in message and "kafka://broker:9092" in message
-    assert "memory://, tidings://, tidings+tls://" in message
+    assert "memory://, nats://, redis://, tidings://, tidings+tls://" in message
     assert isinstance(caught.value, TidingsError) and isinstance(caught.value, ValueError)
 
 

@@ -113,10 +113,24 @@ admin_requests = st.one_of(
     st.builds(A.ListGroups, topic=st.none() | topics),
     st.builds(A.DescribeGroup, group=names),
     st.builds(A.ResetGroup, group=names, topic=topics, to=starts),
+    st.builds(
+        A.Announce,
+        service=names,
+        publishes=st.lists(
+            st.builds(
+                A.PublishedType, topic=topics, type=text, version=st.integers(0, 2**31 - 1), schema_json=text
+            ),
+            max_size=2,
+        ).map(tuple),
+        subscribes=st.lists(st.builds(A.HandledType, topic=patterns, group=names, type=text), max_size=2).map(
+            tuple
+        ),
+    ),
 )
 
 partition_infos = st.builds(A.PartitionInfo, partition=partitions, start_offset=offsets, end_offset=offsets)
 admin_responses = st.one_of(
+    st.builds(A.Announced, service=names, publishes=counts, subscribes=counts),
     st.builds(A.TopicDescription, name=topics, partitions=st.lists(partition_infos, max_size=3).map(tuple)),
     st.builds(A.TopicDeleted, name=topics),
     st.builds(A.TopicList, topics=st.lists(topics, max_size=3).map(tuple)),

@@ -47,7 +47,19 @@ class BrokerProcess:
 
     def __init__(self, data_dir: Path, *extra: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tidings", "broker", "--port", "0", "--data", str(data_dir), *extra],
+            [
+                sys.executable,
+                "-m",
+                "tidings",
+                "broker",
+                "--port",
+                "0",
+                "--http-port",
+                "0",
+                "--data",
+                str(data_dir),
+                *extra,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -58,13 +58,16 @@ __all__ = [
     "DLQ_TOPIC",
     "MSG_ID_HEADER",
     "Admin",
+    "Announcer",
     "Backend",
     "BackendOpener",
     "Capabilities",
     "Delivery",
     "GroupMode",
+    "HandledEvent",
     "HeadersIn",
     "OutgoingMessage",
+    "PublishedEvent",
     "Publisher",
     "Receipt",
     "Reply",
@@ -342,6 +345,39 @@ class Admin(Protocol):
     async def group_offsets(self, group: str, topic: str) -> dict[int, int]:
         """Per partition of ``topic``, ``group``'s committed offset (all below settled); {} if none."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedEvent:
+    """A typed event a service publishes: its topic, type name, version and JSON Schema."""
+
+    topic: str
+    type: str
+    version: int = 1
+    schema: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HandledEvent:
+    """A typed event a service handles: from ``topic`` (a name or a pattern), in consumer group ``group``."""
+
+    topic: str
+    group: str
+    type: str
+
+
+@runtime_checkable
+class Announcer(Protocol):
+    """Optional: describing this service's typed events to the broker (``isinstance(backend, Announcer)``).
+
+    A broker with a flow map (the Tidings broker) shows them beside the
+    service; the call replaces what the service announced before, so calling
+    it again at every start is right.
+    """
+
+    async def announce(
+        self, publishes: Sequence[PublishedEvent], handles: Sequence[HandledEvent]
+    ) -> None: ...
 
 
 # -- choosing a backend by URL ------------------------------------------------------------

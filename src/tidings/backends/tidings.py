@@ -26,15 +26,20 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, Self
 
+import msgspec
+
 from tidings.backends.base import (
     MSG_ID_HEADER,
     Admin,
+    Announcer,
     Backend,
     Capabilities,
     Delivery,
     GroupMode,
+    HandledEvent,
     HeadersIn,
     OutgoingMessage,
+    PublishedEvent,
     Receipt,
     Reply,
     StartPosition,
@@ -46,6 +51,7 @@ from tidings.backends.base import (
 from tidings.client import Client, ClientConfig, Message, TransportFactory
 from tidings.client import Subscription as ClientSubscription
 from tidings.errors import InvalidArgument, InvalidBackendConfig, NotConnected, UnknownGroup
+from tidings.protocol import HandledType, PublishedType
 
 CAPABILITIES: Final = Capabilities(
     persistent=True,
@@ -358,6 +364,23 @@ class TidingsBackend:
             return {}
         return {p.partition: p.committed for p in description.partitions if p.topic == topic}
 
+    # -- Announcer ---------------------------------------------------------------------
+
+    async def announce(self, publishes: Sequence[PublishedEvent], handles: Sequence[HandledEvent]) -> None:
+        """Send the service's typed events to the broker's flow map (schemas as JSON text)."""
+        await self.client.announce(
+            [
+                PublishedType(
+                    topic=p.topic,
+                    type=p.type,
+                    version=p.version,
+                    schema_json="" if p.schema is None else msgspec.json.encode(p.schema).decode(),
+                )
+                for p in publishes
+            ],
+            [HandledType(topic=h.topic, group=h.group, type=h.type) for h in handles],
+        )
+
 
 def _with_id(headers: HeadersIn | None, msg_id: str | None) -> HeadersIn | None:
     if msg_id is None:
@@ -367,6 +390,6 @@ def _with_id(headers: HeadersIn | None, msg_id: str | None) -> HeadersIn | None:
 
 def _implements_the_contract(
     backend: TidingsBackend, subscription: TidingsSubscription, delivery: TidingsDelivery
-) -> tuple[Backend, Admin, Subscription, Delivery]:
+) -> tuple[Backend, Admin, Announcer, Subscription, Delivery]:
     """Never called: mypy checks here that these classes implement the contract's protocols."""
-    return backend, backend, subscription, delivery
+    return backend, backend, backend, subscription, delivery

@@ -1,5 +1,8 @@
 """``tidings broker``: run a broker in the foreground until SIGTERM or Ctrl-C.
 
+It prints the binary protocol's URL, then the HTTP API's (``--http-port``,
+``--no-http``): the JSON API, ``/metrics`` and health (docs/http-api.md).
+
 Settings come from the defaults, then ``--config FILE`` (TOML, see
 ``tidings.server.config``), then the flags given here, each flag beating the
 file. Failures to start (a bad setting, a port in use, a data directory
@@ -24,8 +27,11 @@ def broker(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (default 7400); 0 picks a free one.")] = None,
     http_port: Annotated[
-        int | None, typer.Option("--http-port", help="HTTP API port (default 7401).")
+        int | None, typer.Option("--http-port", help="HTTP API port (default 7401); 0 picks a free one.")
     ] = None,
+    no_http: Annotated[
+        bool, typer.Option("--no-http", help="Serve no HTTP API (JSON API, /metrics, health).")
+    ] = False,
     fsync: Annotated[str | None, typer.Option(help="always | interval:MS | never (default always).")] = None,
     default_partitions: Annotated[
         int | None,
@@ -61,6 +67,7 @@ def broker(
         "default_partitions": default_partitions,
         "max_frame_size": max_frame_size,
         "auto_create_topics": False if no_auto_create else None,
+        "http": False if no_http else None,
     }
     given = {key: value for key, value in flags.items() if value is not None}
     run(from_mapping(given, "command line", settings))

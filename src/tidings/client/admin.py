@@ -14,6 +14,7 @@ unknown, and the caller decides.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TypeVar
 
 from tidings.client.channel import Channel, call
@@ -25,6 +26,8 @@ from tidings.protocol import (
     AdminRequestBody,
     AdminResponse,
     AdminResponseBody,
+    Announce,
+    Announced,
     CreateTopic,
     DeleteTopic,
     DescribeGroup,
@@ -33,8 +36,10 @@ from tidings.protocol import (
     GroupList,
     GroupReset,
     GroupSummary,
+    HandledType,
     ListGroups,
     ListTopics,
+    PublishedType,
     ResetGroup,
     TopicDeleted,
     TopicDescription,
@@ -89,6 +94,18 @@ class Admin:
         """Move ``group``'s position on every partition of ``topic``: earliest, latest, offset or time."""
         body = ResetGroup(group=check_name(group, "group"), topic=check_topic(topic), to=start_position(to))
         return await self._ask(body, GroupReset, f"reset group {group} on {topic}")
+
+    async def announce(
+        self, service: str, publishes: Iterable[PublishedType] = (), subscribes: Iterable[HandledType] = ()
+    ) -> Announced:
+        """Tell the broker ``service``'s typed events (for its flow map); replaces the last announcement.
+
+        Retried after a reconnect: announcing twice is the same as once.
+        """
+        body = Announce(
+            service=check_name(service, "service"), publishes=tuple(publishes), subscribes=tuple(subscribes)
+        )
+        return await self._ask(body, Announced, f"announce {service}", retry=True)
 
     async def _ask(self, body: AdminRequestBody, expect: type[B], what: str, *, retry: bool = False) -> B:
         answer = await call(

@@ -47,14 +47,17 @@ from tidings.client.publisher import Publisher
 from tidings.client.transport import TcpTransport, Transport, TransportFactory
 from tidings.protocol import (
     PROTOCOL_VERSION,
+    Announced,
     Close,
     Deliver,
     Error,
     Frame,
     GroupMode,
+    HandledType,
     Hello,
     Ping,
     Pong,
+    PublishedType,
     Request,
     Unsubscribed,
 )
@@ -279,6 +282,19 @@ class Client:
 
     def detach(self, subscription: Subscription) -> None:
         self._subscriptions.pop(subscription.id, None)
+
+    # -- the flow map -----------------------------------------------------------------------
+
+    async def announce(
+        self, publishes: Iterable[PublishedType] = (), subscribes: Iterable[HandledType] = ()
+    ) -> Announced:
+        """Describe this service's typed events to the broker, which shows them on its flow map.
+
+        ``publishes``: per topic, the event type, its version and JSON Schema
+        (text); ``subscribes``: per topic and group, the type handled. The
+        announcement replaces the previous one of this service.
+        """
+        return await self.admin.announce(self._config.service, publishes, subscribes)
 
     # -- request / reply --------------------------------------------------------------------
 

@@ -41,6 +41,8 @@ from tidings.core.produce import ProducePath, ProduceTicket
 from tidings.core.producers import DEFAULT_EXPIRY_MS, ProducerIds, ProducerRegistry
 from tidings.core.requests import RequestRouter
 from tidings.core.topics import TopicPolicy, TopicRegistry
+from tidings.core.topology import DEFAULT_TTL_MS, EventType, Handles, TopologyRegistry, TopologyStore
+from tidings.core.topology import FILE_NAME as TOPOLOGY_FILE
 from tidings.errors import (
     BrokerError,
     NotAuthorized,
@@ -49,6 +51,7 @@ from tidings.errors import (
     TidingsError,
     TooManyRequests,
 )
+from tidings.protocol.admin import Announce, Announced, DeleteTopic
 from tidings.protocol.frames import (
     Ack,
     AdminRequest,
@@ -75,11 +78,16 @@ from tidings.protocol.frames import (
     error_frame,
 )
 from tidings.protocol.names import is_wildcard
+from tidings.protocol.values import Appended
 from tidings.storage.log import Clock, wall_clock_ms
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FRAME_SIZE = 8 * 1024 * 1024
+UNKNOWN_SERVICE = "unknown"
+"""The flow map's name for a producer whose session the topology does not know (never, after a Hello)."""
+LOCAL_SESSION = "local"
+"""Prefix of the session id the broker's own producers (the HTTP API) use on the produce path."""
 
 
 def _broker_version() -> str:
@@ -102,6 +110,8 @@ class CoreConfig:
     """What the Welcome announces: the largest frame the broker accepts."""
     producer_expiry_ms: int = DEFAULT_EXPIRY_MS
     max_delivery_bytes: int = 1 << 20
+    topology_ttl_ms: int = DEFAULT_TTL_MS
+    """A service (or one of its edges) silent this long leaves the flow map."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +139,8 @@ class BrokerCore:
         self.produce_path = ProducePath(self.topics, self.producers)
         self.router = RequestRouter(clock)
         self.store = FileGroupStore(os.path.join(self.datadir.groups, "progress"))
+        self.topology = TopologyRegistry(clock=clock, ttl_ms=config.topology_ttl_ms)
+        self.topology_store = TopologyStore(self.datadir.path(TOPOLOGY_FILE))
         self.engine: GroupEngine
         self.admin: Admin
         self._sessions: dict[str, SessionInfo] = {}
@@ -144,6 +156,8 @@ class BrokerCore:
             self.topics.open()
             self.topics.take_created()
             progress = self.store.load()
+            self.topology_store.load_into(self.topology)
+            self.topology.expire()  # what fell silent while the broker was down leaves at once
             self.engine = GroupEngine(
                 self.topics, progress, clock=self.clock, max_delivery_bytes=self.config.max_delivery_bytes
             )
@@ -171,6 +185,7 @@ class BrokerCore:
         if hello.producer is not None:
             producer = self.producers.claim(session_id, hello.producer)
         self._sessions[session_id] = SessionInfo(session_id, hello.client_id, hello.service, producer)
+        self.topology.connected(session_id, hello.service, hello.client_id)
         return Welcome(
             protocol_version=protocol_version,
             broker_id=self.broker_id,
@@ -185,6 +200,7 @@ class BrokerCore:
         """The session is gone (Close, error or lost transport): release all it held. Idempotent."""
         if self._sessions.pop(session_id, None) is None:
             return
+        self.topology.disconnected(session_id)
         self.producers.release(session_id)
         self.engine.disconnect(session_id)
         for route in self.router.session_closed(session_id):
@@ -203,13 +219,36 @@ class BrokerCore:
         request_id = getattr(frame, "request_id", None)
         try:
             if isinstance(frame, Produce):
-                return self.produce_path.produce(session_id, frame)
+                ticket = self.produce_path.produce(session_id, frame)
+                self._note_produced(self.topology.service_of(session_id) or UNKNOWN_SERVICE, ticket)
+                return ticket
             self._dispatch(session_id, frame)
         except TidingsError as exc:
             self._answer_error(session_id, frame, exc, request_id)
         finally:
             self._collect()
         return None
+
+    def produce_as(self, service: str, frame: Produce) -> ProduceTicket:
+        """A Produce from inside the broker (the HTTP API), on behalf of ``service``: same path, same checks.
+
+        Only non-idempotent batches make sense here (no session owns a producer id).
+        """
+        try:
+            ticket = self.produce_path.produce(f"{LOCAL_SESSION}:{service}", frame)
+            self._note_produced(service, ticket)
+            return ticket
+        finally:
+            self._collect()
+
+    def _note_produced(self, service: str, ticket: ProduceTicket) -> None:
+        """Count the Produce for the flow map: records from the results, no record decoded."""
+        records = 0
+        for result in ticket.results:
+            if isinstance(result, Appended) and not result.duplicate:
+                records += result.last_offset - result.base_offset + 1
+        if records:
+            self.topology.published(service, ticket.topic, records, ticket.size)
 
     def _dispatch(self, session: str, frame: Frame) -> None:
         engine = self.engine
@@ -237,8 +276,13 @@ class BrokerCore:
             route = self.router.reply(session, frame.request_id)
             if route is not None:
                 self._outbox.append((route.requester, Reply(request_id=route.request_id, batch=frame.batch)))
+        elif isinstance(frame, AdminRequest) and isinstance(frame.body, Announce):
+            answer = self._announce(frame.body)
+            self._outbox.append((session, AdminResponse(request_id=frame.request_id, body=answer)))
         elif isinstance(frame, AdminRequest):
             body = self.admin.handle(frame.body)
+            if isinstance(frame.body, DeleteTopic):
+                self.topology.topic_deleted(frame.body.name)
             self._outbox.append((session, AdminResponse(request_id=frame.request_id, body=body)))
         elif isinstance(frame, Error):
             self._peer_error(session, frame)
@@ -257,6 +301,7 @@ class BrokerCore:
         if not is_wildcard(frame.topic) and self.config.policy.auto_create:
             self.topics.ensure(frame.topic)  # else the engine waits for the topic to be created
         info = self._sessions[session]
+        self.topology.subscribed(info.service, frame.topic, frame.group)
         self.engine.subscribe(
             MemberInfo(session, info.client_id, info.service),
             frame.subscription_id,
@@ -271,6 +316,15 @@ class BrokerCore:
         self._outbox.append(
             (session, Subscribed(request_id=frame.request_id, subscription_id=frame.subscription_id))
         )
+
+    def _announce(self, body: Announce) -> Announced:
+        """A service's typed events, for the flow map (``Announce`` in ``tidings.protocol.admin``)."""
+        self.topology.announced(
+            body.service,
+            [EventType(p.topic, p.type, p.version, p.schema_json) for p in body.publishes],
+            [Handles(s.topic, s.group, s.type) for s in body.subscribes],
+        )
+        return Announced(service=body.service, publishes=len(body.publishes), subscribes=len(body.subscribes))
 
     def _request(self, session: str, frame: Request) -> None:
         responders = [s for s, _ in self.engine.subscribers(frame.topic)]
@@ -328,7 +382,11 @@ class BrokerCore:
         """Move the engine's deliveries to the outbox, and announce topics created meanwhile."""
         for name in self.topics.take_created():
             self.engine.topic_created(name)
+        topology = self.topology
         for delivery in self.engine.take_deliveries():
+            service = topology.service_of(delivery.session_id)
+            if service is not None:  # else the session is gone and the frame goes nowhere
+                topology.delivered(service, delivery.topic, delivery.group, delivery.count, delivery.size)
             self._outbox.append((delivery.session_id, deliver_frame(delivery)))
 
 

@@ -16,7 +16,15 @@ ListTopics              3   TopicList
 ListGroups              4   GroupList
 DescribeGroup           5   GroupDescription
 ResetGroup              6   GroupReset
+Announce                7   Announced
 =====================  ===  ==============================================
+
+``Announce`` is not administration but a service describing itself: the
+typed events it publishes (with their JSON Schema and version) and those it
+handles, for the broker's flow map. It rides on AdminRequest because that
+is exactly a typed request with an answer, and needs no new frame kind. It
+replaces what the service announced before, so a reconnecting client may
+send it again.
 
 A failed operation is answered by a request-scoped ``Error`` frame, not by an
 AdminResponse. Examples are ``unknown_topic``, ``topic_exists`` and
@@ -89,8 +97,40 @@ class ResetGroup(Value, frozen=True, kw_only=True, tag=6):
     to: Start
 
 
+class PublishedType(Value, frozen=True, kw_only=True):
+    """A typed event a service publishes to ``topic``: its name, version and JSON Schema (as text)."""
+
+    topic: TopicName
+    type: str
+    version: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)] = 1
+    schema_json: str = ""
+
+
+class HandledType(Value, frozen=True, kw_only=True):
+    """A typed event a service consumes from ``topic`` (a name or a pattern) in ``group``."""
+
+    topic: TopicPattern
+    group: Name
+    type: str
+
+
+class Announce(Value, frozen=True, kw_only=True, tag=7):
+    """What ``service`` publishes and handles, by event type; replaces its previous announcement."""
+
+    service: Name
+    publishes: tuple[PublishedType, ...] = ()
+    subscribes: tuple[HandledType, ...] = ()
+
+
 AdminRequestBody = (
-    CreateTopic | DeleteTopic | DescribeTopic | ListTopics | ListGroups | DescribeGroup | ResetGroup
+    CreateTopic
+    | DeleteTopic
+    | DescribeTopic
+    | ListTopics
+    | ListGroups
+    | DescribeGroup
+    | ResetGroup
+    | Announce
 )
 
 # -- responses ------------------------------------------------------------------------
@@ -183,4 +223,14 @@ class GroupReset(Value, frozen=True, kw_only=True, tag=5):
     offsets: tuple[PartitionOffset, ...]
 
 
-AdminResponseBody = TopicDescription | TopicDeleted | TopicList | GroupList | GroupDescription | GroupReset
+class Announced(Value, frozen=True, kw_only=True, tag=6):
+    """The broker recorded an Announce: how many types it now knows for the service."""
+
+    service: Name
+    publishes: Count
+    subscribes: Count
+
+
+AdminResponseBody = (
+    TopicDescription | TopicDeleted | TopicList | GroupList | GroupDescription | GroupReset | Announced
+)

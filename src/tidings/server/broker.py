@@ -16,10 +16,16 @@ The flows, from a session's point of view:
   waits on the partitions' committers and only then sends the ProduceResult.
   A committer that finishes calls ``partition_durable``, which lets the
   engine deliver the new records: acked and delivered mean durable.
+* **HTTP** (``start(http=True)``): the JSON API, ``/metrics`` and health
+  (``tidings.server.http``) on ``http_port``, same host, same loop. Off by
+  default for an embedded broker (tests, ``memory://``), so it never claims
+  a port by surprise; ``tidings broker`` turns it on.
+* **topology**: every ``TOPOLOGY_SAVE_INTERVAL_S`` the flow map's silent
+  entries age out and, if it changed, it is saved (in a thread).
 * **shutdown** (``stop``): stop accepting; send every session Close and let
   clients flush their last acks for up to ``shutdown_grace_ms``; finish
-  pending commits; save group progress and producer snapshots; close the
-  logs (each fsyncs); release the data directory.
+  pending commits; save group progress, producer snapshots and the flow
+  map; close the logs (each fsyncs); release the data directory.
 """
 
 from __future__ import annotations
@@ -31,20 +37,26 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Final
 
 from tidings.core.broker import BrokerCore
 from tidings.core.produce import ProduceTicket
 from tidings.errors import ListenError, TidingsError, UnknownTopic
-from tidings.protocol import AckMode, Close, Error, Frame, Hello, State
+from tidings.protocol import AckMode, BatchResult, Close, Error, Frame, Hello, Produce, State
 from tidings.server.committer import Committer
 from tidings.server.config import BrokerConfig
 from tidings.server.housekeeping import Housekeeping
+from tidings.server.http import HttpApi, Metrics
 from tidings.server.session import Session, SessionLimits, SessionState
 from tidings.storage.log import Clock, wall_clock_ms
 
 log = logging.getLogger(__name__)
+
+TOPOLOGY_SAVE_INTERVAL_S: Final = 5.0
+"""How often the flow map ages out and is saved when it changed (and at shutdown)."""
 
 
 class BrokerServer:
@@ -75,6 +87,10 @@ class BrokerServer:
         self._incarnation = secrets.token_hex(3)
         self._stopped = asyncio.Event()
         self._stopping = False
+        self.metrics = Metrics(lambda: self.core, lambda: len(self.sessions))
+        self.http: HttpApi | None = None
+        self._topology_task: asyncio.Task[None] | None = None
+        self.started_at = time.monotonic()
 
     def __repr__(self) -> str:
         return f"<BrokerServer {self.url} sessions={len(self.sessions)} committers={len(self.committers)}>"
@@ -93,11 +109,20 @@ class BrokerServer:
         host, port = self.address
         return f"tidings://{host}:{port}"
 
-    async def start(self, *, listen: bool = True) -> None:
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
+    def http_url(self) -> str | None:
+        return None if self.http is None else self.http.url
+
+    async def start(self, *, listen: bool = True, http: bool = False) -> None:
         """Open the data directory and the logs (in a thread), then listen. Raises ``TidingsError``.
 
         ``listen=False`` opens no socket: connections then come only through
-        ``accept`` (the in-process broker of ``memory://``).
+        ``accept`` (the in-process broker of ``memory://``). ``http=True``
+        also serves the HTTP API on ``config.http_port`` (with ``listen`` only).
         """
         loop = asyncio.get_running_loop()
         try:
@@ -120,6 +145,18 @@ class BrokerServer:
             else:  # asyncio's own message repeats the address
                 reason = os.strerror(exc.errno)
             raise ListenError(f"cannot listen on {where}: {reason.lower()}") from exc
+        if listen and http:
+            api = HttpApi(self)
+            try:
+                await api.start(self.config.host, self.config.http_port)
+            except BaseException:
+                if self._listener is not None:
+                    self._listener.close()
+                await loop.run_in_executor(self._io_pool, core.close)
+                raise
+            self.http = api
+        self.started_at = time.monotonic()
+        self._topology_task = loop.create_task(self._topology_job(), name="topology")
         self._housekeeping = Housekeeping(core, self.config, self._io_pool)
         self._housekeeping.start()
         self._liveness = loop.create_task(self._check_liveness(), name="liveness")
@@ -144,9 +181,15 @@ class BrokerServer:
         try:
             if self._listener is not None:
                 self._listener.close()
+            if self.http is not None:  # live streams end now; /readyz says 503 while sessions drain
+                self.http.closing.set()
             if self._liveness is not None:
                 self._liveness.cancel()
+            if self._topology_task is not None:
+                self._topology_task.cancel()
             await self._drain_sessions()
+            if self.http is not None:
+                await self.http.stop()
             if self._tick_handle is not None:
                 self._tick_handle.cancel()
             for committer in list(self.committers.values()):
@@ -156,6 +199,7 @@ class BrokerServer:
                 await self._housekeeping.save_progress()
                 await self._housekeeping.write_snapshots()
             if self.core is not None:
+                await self._save_topology()
                 await loop.run_in_executor(self._io_pool, self.core.close)
         finally:
             self._fsync_pool.shutdown(wait=False)
@@ -292,6 +336,53 @@ class BrokerServer:
         finally:
             session.produce_finished(ticket.size)
 
+    async def produce_local(self, service: str, frame: Produce) -> list[BatchResult]:
+        """Produce from inside the broker (the HTTP API): the same path as a session's, durable on return."""
+        assert self.core is not None
+        ticket = self.core.produce_as(service, frame)
+        self.pump()
+        waits = {}
+        for partition, offset in ticket.waits.items():
+            committer = self._committer(ticket.topic, partition)
+            if committer is None:
+                ticket.fail(partition, UnknownTopic(f"topic {ticket.topic!r} was deleted"))
+            else:
+                waits[partition] = committer.wait(offset)
+        outcomes = await asyncio.gather(*waits.values(), return_exceptions=True)
+        for partition, outcome in zip(waits, outcomes, strict=True):
+            if isinstance(outcome, TidingsError):
+                ticket.fail(partition, outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        return ticket.results
+
+    # -- the flow map --------------------------------------------------------------
+
+    async def _topology_job(self) -> None:
+        while True:
+            await asyncio.sleep(TOPOLOGY_SAVE_INTERVAL_S)
+            try:
+                await self._save_topology()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # observability must never take the broker down; it is logged
+                log.exception("saving the flow map failed")
+
+    async def _save_topology(self) -> None:
+        """Age out silent entries; save the flow map if it changed (encoded here, written in a thread)."""
+        core = self.core
+        if core is None:
+            return
+        core.topology.expire()
+        if not core.topology.dirty:
+            return
+        data = core.topology.encode()
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._io_pool, core.topology_store.save, data)
+        except OSError as exc:
+            core.topology.dirty = True
+            log.warning("cannot save the flow map to %s: %s", core.topology_store.path, exc)
+
     def _committer(self, topic: str, partition: int) -> Committer | None:
         assert self.core is not None
         found = self.core.topics.find(topic)
@@ -301,7 +392,10 @@ class BrokerServer:
         committer = self.committers.get((topic, partition))
         if committer is None or committer.log is not partition_log:  # new, or the topic was re-created
             committer = Committer(
-                partition_log, self._fsync_pool, lambda: self.partition_durable(topic, partition)
+                partition_log,
+                self._fsync_pool,
+                lambda: self.partition_durable(topic, partition),
+                on_fsync=self.metrics.observe_fsync,
             )
             self.committers[topic, partition] = committer
         return committer

@@ -20,11 +20,16 @@ consumers only ever see durable ones.
 
 A failed commit (``LogFailedError``, a closed log) fails every waiter at or
 below the target; the server reports their batches as ``Rejected``.
+
+Each commit is timed in its thread (``time.perf_counter`` around
+``log.commit``) and the seconds handed to ``on_fsync``: the broker's fsync
+latency histogram (``/metrics``), measured where the disk wait happens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 
@@ -35,10 +40,18 @@ from tidings.storage import PartitionLog
 class Committer:
     """Waits, fsyncs and wake-ups for one partition log."""
 
-    def __init__(self, log: PartitionLog, executor: Executor, on_durable: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        log: PartitionLog,
+        executor: Executor,
+        on_durable: Callable[[], None],
+        *,
+        on_fsync: Callable[[float], None] | None = None,
+    ) -> None:
         self.log = log
         self._executor = executor
         self._on_durable = on_durable
+        self._on_fsync = on_fsync
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._target = -1
         self._task: asyncio.Task[None] | None = None
@@ -81,8 +94,10 @@ class Committer:
             while self._target >= self.log.high_watermark:
                 target = self._target
                 try:
-                    await loop.run_in_executor(self._executor, self.log.commit, target)
+                    seconds = await loop.run_in_executor(self._executor, self._commit, target)
                     self.commits += 1
+                    if self._on_fsync is not None:
+                        self._on_fsync(seconds)
                 except TidingsError as exc:
                     self._release(failed_up_to=target, error=exc)
                     break
@@ -90,6 +105,12 @@ class Committer:
                 self._on_durable()
         finally:
             self._task = None
+
+    def _commit(self, target: int) -> float:
+        """In the fsync thread: commit, and say how long it took (seconds)."""
+        started = time.perf_counter()
+        self.log.commit(target)
+        return time.perf_counter() - started
 
     def _release(self, *, failed_up_to: int = -1, error: TidingsError | None = None) -> None:
         watermark = self.log.high_watermark

@@ -6,6 +6,7 @@ in a ``[broker]`` table (``-`` and ``_`` are interchangeable in keys)::
 
     host = "0.0.0.0"
     port = 7400
+    http_port = 7401                # the HTTP API; http = false turns it off
     data_dir = "/var/lib/tidings"
     fsync = "interval:50"
     default_partitions = 3
@@ -41,7 +42,9 @@ class BrokerConfig:
     port: int = 7400
     """0 picks a free port (the ready line says which)."""
     http_port: int = 7401
-    """Reserved for the HTTP API and dashboard (not served by this build)."""
+    """The HTTP API (JSON under ``/api/``, ``/metrics``, health), on ``host`` too; 0 picks a free port."""
+    http: bool = True
+    """Serve the HTTP API at all (``tidings broker --no-http`` turns it off)."""
     data_dir: str = "./.tidings"
     fsync: str = "always"
     """``always`` (group commit), ``interval:MS`` or ``never``; a topic may override it."""
@@ -73,6 +76,8 @@ class BrokerConfig:
     idle_timeout_ms: int = 45_000
     """A client silent this long (no Pong either) is gone: it is disconnected."""
     fsync_threads: int = 8
+    topology_ttl_ms: int = 7 * 24 * 3600 * 1000
+    """A service silent this long (no connection, no traffic) leaves the flow map; so does a silent edge."""
 
     def validate(self, source: str = "configuration") -> BrokerConfig:
         """Check every value; returns self, or raises ``BrokerConfigError`` naming the key."""
@@ -113,6 +118,7 @@ class BrokerConfig:
             "fsync_threads",
             "handshake_timeout_ms",
             "heartbeat_interval_ms",
+            "topology_ttl_ms",
         )
         for key in positive:
             if getattr(self, key) < 1:
@@ -147,6 +153,7 @@ class BrokerConfig:
             auth_token=self.auth_token,
             max_frame_size=self.max_frame_size,
             producer_expiry_ms=self.producer_expiry_ms,
+            topology_ttl_ms=self.topology_ttl_ms,
         )
 
 

@@ -7,8 +7,14 @@ scripts and test harnesses can wait for it::
 
     tidings broker listening on tidings://127.0.0.1:7400
 
-With ``port = 0`` the line names the port the system chose. Every failure
-to start is a ``TidingsError`` with one clear message (the CLI prints it).
+With ``port = 0`` the line names the port the system chose. When the HTTP
+API is on (``http``, the default), its URL goes to stderr, so stdout keeps
+its one-line contract for scripts::
+
+    tidings broker HTTP API on http://127.0.0.1:7401
+
+Every failure to start is a ``TidingsError`` with one clear message (the
+CLI prints it).
 """
 
 from __future__ import annotations
@@ -30,10 +36,15 @@ def ready_line(server: BrokerServer) -> str:
     return f"tidings broker listening on {server.url}"
 
 
+def http_line(server: BrokerServer) -> str | None:
+    url = server.http_url
+    return None if url is None else f"tidings broker HTTP API on {url}"
+
+
 async def serve(config: BrokerConfig, *, ready: Callable[[BrokerServer], None] | None = None) -> None:
     """Start a broker, report it ready, and serve until SIGTERM/SIGINT (or ``server.stop()``)."""
     server = BrokerServer(config)
-    await server.start()
+    await server.start(http=config.http)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -57,6 +68,10 @@ async def serve(config: BrokerConfig, *, ready: Callable[[BrokerServer], None] |
 def _print_ready(server: BrokerServer) -> None:
     sys.stdout.write(ready_line(server) + "\n")
     sys.stdout.flush()
+    http = http_line(server)
+    if http is not None:
+        sys.stderr.write(http + "\n")
+        sys.stderr.flush()
 
 
 def run(config: BrokerConfig) -> None:

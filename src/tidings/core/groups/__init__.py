@@ -114,6 +114,13 @@ frames from batch headers), ``timers``, ``rangeset``, ``views`` (admin
 answers), ``values``, ``store`` (``FileGroupStore``), and ``memory`` (an
 in-memory ``PartitionSource`` for tests).
 
+**Processing delay.** Each delivered message keeps its event time (its
+batch header's ``first_timestamp``: the producer's clock, read with the
+header the planner reads anyway). An ack adds ``now - time`` to the group's
+``LatencyWindow`` (``tidings.core.windows``: a minute, bounded bins), read
+by ``processing_delay(group)``; ``oldest_pending(group)`` gives the oldest
+unsettled event time per partition. Both feed the HTTP API and metrics.
+
 Beyond the API the server was given, the engine also has
 ``take_progress_deletions()``, progress keys of deleted topics for
 ``FileGroupStore.delete``, and ``group_stats(group)``. The ``GroupStore``

@@ -46,6 +46,8 @@ class StoredBatch:
     base: int
     last: int
     data: Buffer
+    time: int = 0
+    """The producer's time of its first record (from the header): when its events happened."""
 
 
 def split_batches(data: Buffer) -> list[StoredBatch]:
@@ -61,7 +63,9 @@ def split_batches(data: Buffer) -> list[StoredBatch]:
                 f"stored batch at position {position} claims {header.length} bytes and "
                 f"{header.record_count} records, {len(view) - position} bytes are left"
             )
-        out.append(StoredBatch(header.base_offset, header.last_offset, view[position:end]))
+        out.append(
+            StoredBatch(header.base_offset, header.last_offset, view[position:end], header.first_timestamp)
+        )
         position = end
     return out
 
@@ -148,7 +152,7 @@ class Draft:
                 out.append(batch)
         return tuple(out)
 
-    def delivery(self, member: MemberKey, topic: str, partition: int) -> Delivery:
+    def delivery(self, member: MemberKey, topic: str, partition: int, group: str = "") -> Delivery:
         return Delivery(
             session_id=member[0],
             subscription_id=member[1],
@@ -156,6 +160,7 @@ class Draft:
             partition=partition,
             spans=self.delivery_spans(),
             batches=self.frame_batches(),
+            group=group,
         )
 
     def delivery_spans(self) -> tuple[DeliverySpan, ...]:
@@ -173,6 +178,8 @@ class Plan:
     fresh: tuple[int, ...]
     cursor: int
     """The group's new cursor (it may move past settled offsets even when nothing is delivered)."""
+    fresh_times: tuple[int, ...] = ()
+    """The event time of each ``fresh`` offset (its batch's first timestamp): for the processing delay."""
 
 
 def plan_delivery(
@@ -192,6 +199,7 @@ def plan_delivery(
         redelivered.append(offset)
         left -= 1
     fresh: list[int] = []
+    times: list[int] = []
     cursor = state.cursor
     while left > 0 and cursor < high_watermark:
         batch = reader.batch_at(cursor, draft.room())
@@ -206,6 +214,7 @@ def plan_delivery(
         for first, last in picks:
             draft.add(batch, first, last, 1)
             fresh.extend(range(first, last + 1))
+            times.extend([batch.time] * (last - first + 1))
             left -= last - first + 1
         cursor = picks[-1][1] + 1 if left <= 0 else batch.last + 1
-    return Plan(draft, tuple(redelivered), tuple(fresh), cursor)
+    return Plan(draft, tuple(redelivered), tuple(fresh), cursor, tuple(times))

@@ -25,6 +25,7 @@ from tidings.core.groups.roster import Roster
 from tidings.core.groups.timers import TimerQueue
 from tidings.core.groups.values import Delivery, GroupStats, MemberInfo
 from tidings.core.ports import PartitionProgress, PartitionSource, ProgressKey
+from tidings.core.windows import LatencyWindow, Quantiles
 from tidings.errors import (
     GroupModeConflict,
     SubscriptionExists,
@@ -64,6 +65,7 @@ class GroupEngine:
         self._wakeful: dict[PartitionState, None] = {}  # states that may have something to deliver
         self._changed: dict[PartitionState, None] = {}  # states whose progress is not saved yet
         self._deleted: list[ProgressKey] = []
+        self._delays: dict[str, LatencyWindow] = {}  # group -> event time to ack
         for (group, topic, partition), value in sorted(progress.items()):
             self._add_state(self._roster.group(group), topic, partition, value)
         self._changed.clear()  # what was loaded is saved already
@@ -154,6 +156,8 @@ class GroupEngine:
         for state, entry in claimed:
             state.settle(entry.offset)
         self._roster.groups[sub.group].counters.acked += len(claimed)
+        if claimed:
+            self._note_delays(sub.group, claimed)
         self._after_settlement(sub, claimed)
 
     def nack(
@@ -302,6 +306,33 @@ class GroupEngine:
         """Members with their partitions, and per partition: committed, end, lag, in flight."""
         return views.describe(self._roster.known(group), self._source)
 
+    def processing_delay(self, group: str) -> Quantiles | None:
+        """From event time to ack, over the last minute: p50, p99, max (None without acks meanwhile)."""
+        window = self._delays.get(group)
+        return None if window is None else window.quantiles(self._clock())
+
+    def oldest_pending(self, group: str) -> dict[tuple[str, int], int]:
+        """Per partition, the event time of the oldest message delivered and not yet settled.
+
+        Only delivered messages are tracked (unread ones cost nothing); the HTTP
+        API reads the batch header at the floor for a partition that lags with
+        nothing in flight.
+        """
+        out: dict[tuple[str, int], int] = {}
+        for key, state in self._roster.known(group).states.items():
+            times = [e.time for e in state.entries.values() if e.time]
+            if times:
+                out[key] = min(times)
+        return out
+
+    def group_mode(self, group: str) -> GroupMode | None:
+        """The group's mode while it has members (None once all left: the next one decides)."""
+        return self._roster.known(group).mode
+
+    def group_names(self) -> list[str]:
+        """Every group with members or progress, sorted."""
+        return sorted(name for name, g in self._roster.groups.items() if g.members or g.states)
+
     def group_stats(self, group: str) -> GroupStats:
         """Counters since start: deliveries, redeliveries, expiries, dead letters, stale acks, ..."""
         return copy.copy(self._roster.known(group).counters)
@@ -390,6 +421,16 @@ class GroupEngine:
         claimed, stale = claim(group, sub.key, offsets, lenient=lenient)
         group.counters.stale_acks += stale
         return claimed
+
+    def _note_delays(self, group: str, claimed: list[tuple[PartitionState, Pending]]) -> None:
+        """The processing delay of acked messages: one window per group, a dict update per message."""
+        window = self._delays.get(group)
+        if window is None:
+            window = self._delays[group] = LatencyWindow()
+        now = self._clock()
+        for _, entry in claimed:
+            if entry.time:
+                window.add(now - entry.time, now)
 
     def _after_settlement(self, sub: Subscription, claimed: list[tuple[PartitionState, Pending]]) -> None:
         """Settling may unblock a partition's new owner, or let a leaving member go."""

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import enum
 from bisect import bisect_left, insort
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, MutableMapping, Sequence
 from typing import Final
 
 from tidings.core.groups.rangeset import RangeSet
@@ -95,10 +95,11 @@ def _move(entry: Pending, event: MessageEvent) -> None:
 class Pending:
     """A delivered, unsettled message: in flight to ``holder``, or waiting to be redelivered."""
 
-    __slots__ = ("deliveries", "holder", "offset", "reason", "state", "timer")
+    __slots__ = ("deliveries", "holder", "offset", "reason", "state", "time", "timer")
 
-    def __init__(self, offset: int) -> None:
+    def __init__(self, offset: int, time: int = 0) -> None:
         self.offset = offset
+        self.time = time  # the event's time (producer's clock, ms): the processing delay starts there
         self.state = MessageState.UNREAD
         self.deliveries = 0
         self.holder: MemberKey | None = None
@@ -197,10 +198,13 @@ class PartitionState:
         fresh: Iterable[int],
         new_cursor: int,
         deadline: int,
+        *,
+        times: Sequence[int] = (),
     ) -> None:
         """Lease ``redelivered`` (READY entries) and ``fresh`` (UNREAD offsets) to ``member``.
 
-        One timer, due at ``deadline``, serves them all.
+        One timer, due at ``deadline``, serves them all. ``times``, when given,
+        is each fresh offset's event time, kept for the processing delay.
         """
         leased: list[int] = []
         entries = self.entries
@@ -210,8 +214,8 @@ class PartitionState:
             del self.ready[index]
             leased.append(offset)
             self._lease(entry, member)
-        for offset in fresh:
-            entry = entries[offset] = Pending(offset)
+        for index, offset in enumerate(fresh):
+            entry = entries[offset] = Pending(offset, times[index] if times else 0)
             leased.append(offset)
             self._lease(entry, member)
         self.cursor = max(self.cursor, new_cursor)

@@ -79,12 +79,19 @@ class Pump:
         except TidingsError as exc:
             log.warning("cannot deliver %s/%d to group %s: %s", state.topic, state.partition, group.name, exc)
             return False
-        state.deliver(sub.key, plan.redelivered, plan.fresh, plan.cursor, now + sub.ack_deadline_ms)
+        state.deliver(
+            sub.key,
+            plan.redelivered,
+            plan.fresh,
+            plan.cursor,
+            now + sub.ack_deadline_ms,
+            times=plan.fresh_times,
+        )
         draft = plan.draft
         if not draft.count:
             return False
         sub.credits -= draft.count
         group.counters.delivered += draft.count
         group.counters.redelivered += len(plan.redelivered)
-        out.append(draft.delivery(sub.key, state.topic, state.partition))
+        out.append(draft.delivery(sub.key, state.topic, state.partition, group.name))
         return True

@@ -45,6 +45,8 @@ class Delivery:
     partition: int
     spans: tuple[DeliverySpan, ...]
     batches: tuple[Buffer, ...]
+    group: str = ""
+    """The member's group: for the flow map's rates, not for the frame."""
 
     @property
     def count(self) -> int:
