@@ -9,6 +9,7 @@ import pytest
 import tidings
 from tidings.app import Event, Fixed, NoBackoff, encode
 from tidings.app.application import App
+from tidings.backends import memory
 from tidings.backends.base import DLQ_DELIVERIES, DLQ_REASON, dead_letter_topic
 from tidings.errors import HandlerFailed
 from tidings.testing.app import TestApp
@@ -237,3 +238,32 @@ async def test_run_until_cancelled_then_stops():
         with pytest.raises(asyncio.CancelledError):
             await running
     assert app.state.value == "stopped"
+
+
+class Unplanned(Event, topic="audit.unplanned"):
+    note: str
+
+
+async def test_the_app_announces_its_typed_events_to_the_flow_map():
+    async with memory.shared("announce-test") as broker:
+        app = tidings.App("inventory", broker="memory://announce-test", emits=[StockReserved])
+
+        @app.subscribe(OrderPlaced, group="inventory")
+        async def reserve(event: OrderPlaced, ctx: tidings.Context) -> None: ...
+
+        async with app:
+            assert broker.server is not None
+            topology = broker.server.core.topology
+            service = topology.services["inventory"]
+            assert set(service.event_types) == {("stock.reserved", "stock.reserved.v1")}
+            schema = service.event_types["stock.reserved", "stock.reserved.v1"].schema_json
+            assert '"order_id"' in schema
+            assert [(h.topic, h.group, h.type) for h in service.handles.values()] == [
+                ("orders.placed", "inventory", "orders.placed.v1")
+            ]
+            await app.publish(Unplanned(note="first of its type"))  # announced on its first publish
+            for _ in range(200):
+                if ("audit.unplanned", "audit.unplanned.v1") in service.event_types:
+                    break
+                await asyncio.sleep(0.01)
+            assert ("audit.unplanned", "audit.unplanned.v1") in service.event_types

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from tidings.app.backoff import Backoff, Exponential
 from tidings.app.clock import ReplayPolicy
 from tidings.app.codec import decode, encode
-from tidings.app.events import event_info
+from tidings.app.events import event_info, event_schema
 from tidings.app.handlers import (
     ERROR_HEADER,
     Handler,
@@ -53,8 +53,18 @@ from tidings.app.handlers import (
     chain,
     stop_consuming,
 )
-from tidings.backends.base import Backend, GroupMode, Receipt, StartPosition, Subscription, open_backend
-from tidings.errors import HandlerFailed, InvalidArgument, StoreError
+from tidings.backends.base import (
+    Announcer,
+    Backend,
+    GroupMode,
+    HandledEvent,
+    PublishedEvent,
+    Receipt,
+    StartPosition,
+    Subscription,
+    open_backend,
+)
+from tidings.errors import HandlerFailed, InvalidArgument, StoreError, TidingsError
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -109,6 +119,8 @@ class App:
         self.backend_options = backend_options
         self.specs: list[SubscriptionSpec] = []
         self.emitted: list[type] = []
+        self._published_types: list[type] = []
+        self._background: set[asyncio.Future[None]] = set()
         self.emits(*emits)
         self._middleware: list[Middleware] = []
         self.observer: Observer | None = None
@@ -222,6 +234,7 @@ class App:
         topic = encoded.topic or event_info(event).topic
         receipt = await self.backend.publish(topic, encoded.data, key=key, headers=encoded.headers)
         self._published(receipt, encoded.data, encoded.headers)
+        self._note_published_type(event)
         return receipt
 
     def outbox(self, session: AsyncSession) -> EventOutbox:
@@ -280,10 +293,49 @@ class App:
                 await self.relay.start()
             for spec in self.specs:
                 await self._start_runner(spec)
+            await self._announce()
         except BaseException:
             await self.stop()
             raise
         log.info("tidings: %s running %d handler(s) on %s", self.name, len(self.specs), self.broker_url)
+
+    async def _announce(self) -> None:
+        """Tell a broker with a flow map (``Announcer``) which typed events this service emits and handles.
+
+        Emitted: the ``emits`` declarations and each type published directly so far (events that
+        only ever leave through the outbox are known by their declaration). A broker that refuses
+        (an older one) costs a warning, not the start.
+        """
+        backend = self.backend
+        if not isinstance(backend, Announcer):
+            return
+        emitted = [*self.emitted, *(t for t in self._published_types if t not in self.emitted)]
+        publishes = [
+            PublishedEvent(info.topic, info.type, info.version, event_schema(cls))
+            for cls in emitted
+            for info in [event_info(cls)]
+        ]
+        handles = [
+            HandledEvent(event_info(spec.event_type).topic, spec.group, event_info(spec.event_type).type)
+            for spec in self.specs
+        ]
+        try:
+            await backend.announce(publishes, handles)
+        except TidingsError as exc:
+            log.warning(
+                "tidings: %s could not announce its events to %s: %s", self.name, self.broker_url, exc
+            )
+
+    def _note_published_type(self, event: Any) -> None:
+        """A type published for the first time is announced (in the background): the map stays complete."""
+        cls = type(event)
+        if cls in self._published_types or cls in self.emitted:
+            return
+        self._published_types.append(cls)
+        if self.state is AppState.RUNNING:
+            task = asyncio.ensure_future(self._announce())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def _start_runner(self, spec: SubscriptionSpec) -> None:
         topic = event_info(spec.event_type).topic
@@ -325,6 +377,9 @@ class App:
                 self.state = AppState.STOPPED
             return
         self.state = AppState.STOPPING
+        for pending in list(self._background):
+            pending.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         runners, self._runners = self._runners, []
         for _, _, task in runners:
             await stop_consuming(task)
