@@ -202,6 +202,8 @@ FRAMES: dict[F.FrameKind, st.SearchStrategy[F.Frame]] = {
         max_frame_size=frame_sizes,
         auth_token=st.none() | text,
         producer=producer_claims,
+        username=st.none() | text,
+        password=st.none() | text,
     ),
     F.FrameKind.WELCOME: st.builds(
         F.Welcome,
@@ -239,6 +241,7 @@ FRAMES: dict[F.FrameKind, st.SearchStrategy[F.Frame]] = {
         credits=counts,
         ack_deadline_ms=positives,
         max_deliveries=st.none() | positives,
+        requests=st.booleans(),
     ),
     F.FrameKind.SUBSCRIBED: st.builds(F.Subscribed, request_id=ids, subscription_id=ids),
     F.FrameKind.UNSUBSCRIBE: st.builds(F.Unsubscribe, request_id=ids, subscription_id=ids),

@@ -348,6 +348,7 @@ class App:
             prefetch=max(spec.concurrency, 1) * 2,
             ack_deadline=spec.ack_deadline,
             max_deliveries=None,
+            requests=spec.respond,  # a request must reach a responder, never a plain subscriber
         )
         runner = Runner(
             spec=spec,

@@ -214,7 +214,7 @@ class Runner:
         if delivery.is_request:
             if self.spec.respond:
                 await self._answer(delivery)
-            return  # a request that reached a plain subscriber: not stored, nothing to settle
+            return  # requests=False should keep requests away; if one came anyway, it is not ours to answer
         outcome: BaseException | None = None
         if self.spec.respond:
             decision: Decision = Ack()  # a plain event on a responder's topic is not its business

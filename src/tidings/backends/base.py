@@ -287,6 +287,7 @@ class Subscriber(Protocol):
         prefetch: int = 100,
         ack_deadline: float = 30.0,
         max_deliveries: int | None = 5,
+        requests: bool = True,
     ) -> Subscription:
         """Join ``group`` on ``topic`` (a pattern where ``topic_patterns``).
 
@@ -294,8 +295,9 @@ class Subscriber(Protocol):
         At most ``prefetch`` messages are delivered and unsettled at a time.
         Unsettled messages come back after ``ack_deadline`` seconds; past
         ``max_deliveries`` (None: no limit) they are dead-lettered. A request
-        to ``topic`` is delivered to one subscriber, as a ``Delivery`` with
-        ``is_request``.
+        to ``topic`` is delivered to one subscription made with ``requests=True``
+        (the default), as a ``Delivery`` with ``is_request``; never to one made
+        with ``requests=False``, which consumes events only.
         """
         ...
 

@@ -330,6 +330,7 @@ class TidingsBackend:
         prefetch: int = 100,
         ack_deadline: float = 30.0,
         max_deliveries: int | None = 5,
+        requests: bool = True,
     ) -> TidingsSubscription:
         start = check_subscription(mode, start, prefetch, ack_deadline, max_deliveries)
         subscription = await self.client.subscribe(
@@ -340,6 +341,7 @@ class TidingsBackend:
             prefetch=prefetch,
             ack_deadline=ack_deadline,
             max_deliveries=max_deliveries,
+            requests=requests,
         )
         return TidingsSubscription(subscription)
 

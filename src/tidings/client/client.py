@@ -253,6 +253,7 @@ class Client:
         prefetch: int = 100,
         ack_deadline: float = 30.0,
         max_deliveries: int | None = 5,
+        requests: bool = True,
     ) -> Subscription:
         """Join ``group`` (default: this client's service name) on ``topic`` (a name or a pattern).
 
@@ -260,6 +261,7 @@ class Client:
         ``prefetch`` bounds the messages delivered and not yet settled.
         Unsettled messages are redelivered after ``ack_deadline`` seconds; past
         ``max_deliveries`` (None: no limit) they go to the dead-letter topic.
+        ``requests=False``: requests to the topic are never routed here (events only).
         """
         if mode not in ("partitioned", "shared"):
             raise ValueError(f"mode is 'partitioned' or 'shared', not {mode!r}")
@@ -275,6 +277,7 @@ class Client:
             prefetch=prefetch,
             ack_deadline_ms=max(1, round(ack_deadline * 1000)),
             max_deliveries=max_deliveries,
+            requests=requests,
         )
         self._subscriptions[subscription.id] = subscription
         await subscription.join()

@@ -119,8 +119,10 @@ class Subscription:
         prefetch: int,
         ack_deadline_ms: int,
         max_deliveries: int | None,
+        requests: bool = True,
     ) -> None:
         self.id = subscription_id
+        self.requests = requests
         self.topic = topic
         self.group = group
         self.mode = mode
@@ -361,6 +363,7 @@ class Subscription:
             credits=max(0, self.prefetch - self._outstanding),
             ack_deadline_ms=self.ack_deadline_ms,
             max_deliveries=self.max_deliveries,
+            requests=self.requests,
         )
 
     def _end(self, error: TidingsError | None) -> None:

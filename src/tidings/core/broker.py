@@ -312,6 +312,7 @@ class BrokerCore:
             credits=frame.credits,
             ack_deadline_ms=frame.ack_deadline_ms,
             max_deliveries=frame.max_deliveries,
+            requests=frame.requests,
         )
         self._outbox.append(
             (session, Subscribed(request_id=frame.request_id, subscription_id=frame.subscription_id))
@@ -327,7 +328,7 @@ class BrokerCore:
         return Announced(service=body.service, publishes=len(body.publishes), subscribes=len(body.subscribes))
 
     def _request(self, session: str, frame: Request) -> None:
-        responders = [s for s, _ in self.engine.subscribers(frame.topic)]
+        responders = [s for s, _ in self.engine.responders(frame.topic)]
         responder = self.router.choose(frame.topic, responders)
         if responder is None:
             self._outbox.append((session, NoResponders(request_id=frame.request_id)))

@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 A responder is any session with a live subscription to the request's topic
-(``GroupEngine.subscribers(topic)``, patterns included). The broker picks
+that takes requests (``GroupEngine.responders(topic)``, patterns included; a
+subscription made with ``requests=False`` consumes events only). The broker picks
 one per request, round robin per topic over the distinct sessions, and
 forwards the Request under an id of its own (unique across the broker, so a
 responder sees no clash between two requesters' ids). The route

@@ -116,8 +116,21 @@ class Hello(Frame, frozen=True, kw_only=True):
     max_frame_size: FrameSize
     """The largest frame (length field) the client accepts; the server never sends a larger one."""
     auth_token: str | None = None
+    """A token the broker's ``[auth]`` configuration grants (docs/security.md)."""
     producer: ProducerClaim | None = None
     """Present when the client wants to produce idempotently."""
+    username: str | None = None
+    """With ``password``: the other way to authenticate. Send both only over TLS off loopback."""
+    password: str | None = None
+
+    def __repr__(self) -> str:  # the default repr would put secrets in logs and test output
+        secret = "***" if self.auth_token or self.password else None
+        return (
+            f"Hello(protocol_version={self.protocol_version}, service={self.service!r}, "
+            f"client_id={self.client_id!r}, max_frame_size={self.max_frame_size}, "
+            f"auth_token={secret if self.auth_token else None}, producer={self.producer!r}, "
+            f"username={self.username!r}, password={secret if self.password else None})"
+        )
 
 
 class Welcome(Frame, frozen=True, kw_only=True):
@@ -212,7 +225,10 @@ class Subscribe(Frame, frozen=True, kw_only=True):
     that arrives before the Subscribed. ``start`` applies where the group
     has no committed position yet. ``credits`` is how many messages may be
     delivered before the next Credit. ``max_deliveries=None`` means no limit.
-    Past the limit, a message goes to the dead-letter topic.
+    Past the limit, a message goes to the dead-letter topic. ``requests``:
+    whether Requests to the topic may be routed to this subscription (a
+    responder); False for one that only consumes events, so a request never
+    lands where nobody will answer it.
     """
 
     kind: ClassVar[FrameKind] = FrameKind.SUBSCRIBE
@@ -225,6 +241,7 @@ class Subscribe(Frame, frozen=True, kw_only=True):
     credits: Count = 0
     ack_deadline_ms: Positive = 30_000
     max_deliveries: Positive | None = None
+    requests: bool = True
 
 
 class Subscribed(Frame, frozen=True, kw_only=True):

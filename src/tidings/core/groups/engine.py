@@ -90,8 +90,12 @@ class GroupEngine:
         credits: int,
         ack_deadline_ms: int,
         max_deliveries: int | None,
+        requests: bool = True,
     ) -> None:
-        """Join ``group`` on ``topic`` (a name or a pattern); deliveries follow from ``take_deliveries``."""
+        """Join ``group`` on ``topic`` (a name or a pattern); deliveries follow from ``take_deliveries``.
+
+        ``requests``: whether requests to the topic may be routed to this subscription (``responders``).
+        """
         if credits < 0 or ack_deadline_ms < 1 or (max_deliveries is not None and max_deliveries < 1):
             raise ValueError(
                 f"bad subscription settings: credits={credits}, ack_deadline_ms={ack_deadline_ms}, "
@@ -109,7 +113,9 @@ class GroupEngine:
             )
         if existing is not None:  # a leaving one with the same id: its messages go back
             self._release_all(existing, SubscriptionEvent.DISCONNECT)
-        sub = Subscription(key, member, group, topic, mode, start, credits, ack_deadline_ms, max_deliveries)
+        sub = Subscription(
+            key, member, group, topic, mode, start, credits, ack_deadline_ms, max_deliveries, requests
+        )
         self._roster.add(sub)
         target = self._roster.groups[group]
         for name in self._source.topics_matching(topic):
@@ -292,6 +298,12 @@ class GroupEngine:
     def subscribers(self, topic: str) -> list[tuple[str, int]]:
         """Active subscriptions whose topic or pattern covers ``topic``, sorted."""
         return sorted(key for key, sub in self._roster.subs.items() if sub.active and sub.covers(topic))
+
+    def responders(self, topic: str) -> list[tuple[str, int]]:
+        """``subscribers`` of ``topic`` that take requests (``requests=True``), sorted."""
+        return sorted(
+            key for key, sub in self._roster.subs.items() if sub.active and sub.requests and sub.covers(topic)
+        )
 
     def list_groups(self, topic: str | None = None) -> GroupList:
         """Every group (with members or saved progress), or those on ``topic``."""

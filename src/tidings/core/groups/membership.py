@@ -71,6 +71,8 @@ class Subscription:
     credits: int
     ack_deadline_ms: int
     max_deliveries: int | None
+    requests: bool = True
+    """Requests to its topics may be routed to it (a responder); False: events only."""
     state: SubscriptionState = SubscriptionState.ACTIVE
     topics: set[str] = field(default_factory=set)
     """Existing topics its pattern matches (kept up to date by topic_created / topic_deleted)."""

@@ -221,8 +221,9 @@ async def framework_keeps_key_order_under_concurrency(h: Harness) -> None:
 
 @scenario("request_reply")
 async def framework_request_reply(h: Harness) -> None:
-    """``app.request`` gets the typed reply of another service's ``@app.respond``; a responder that
-    raises makes the request fail with ``HandlerFailed`` naming the error."""
+    """``app.request`` gets the typed reply of another service's ``@app.respond`` (never routed to a
+    plain ``@app.subscribe`` of the same topic); a responder that raises makes the request fail with
+    ``HandlerFailed`` naming the error."""
     topic = h.name("fw-confirm")
     confirm = _event_class(topic, amount=int)
     result = _event_class(h.name("fw-result"), approved=bool)
@@ -234,10 +235,18 @@ async def framework_request_reply(h: Harness) -> None:
             raise ValueError("negative amount")
         return result(approved=request.amount <= 100)
 
+    auditor = await _app(h, "fw-audit")  # consumes the same topic's events: must never get a request
+
+    @auditor.subscribe(confirm, start="earliest")
+    async def audit(event: Any, ctx: Context) -> None: ...
+
     caller = await _app(h, "fw-checkout")
-    async with responder, caller:
+    async with responder, auditor, caller:
         reply = await _retry_no_responders(lambda: caller.request(confirm(amount=20), result, timeout=WAIT))
         check(reply == result(approved=True), f"reply {reply!r}")
+        for amount in range(4):  # a request routed to the auditor would time out
+            reply = await caller.request(confirm(amount=amount), result, timeout=WAIT)
+            check(reply == result(approved=True), f"reply {reply!r}")
         try:
             await caller.request(confirm(amount=-1), result, timeout=WAIT)
         except HandlerFailed as exc:

@@ -67,3 +67,40 @@ async def no_responders(h: Harness) -> None:
         check(waited < 1.0, f"NoResponders took {waited:.3f} s: it should not wait for the timeout")
     else:
         check(False, "a request with no responders returned a reply")
+
+
+@scenario("request_reply")
+async def requests_only_reach_responders(h: Harness) -> None:
+    """A subscription made with requests=False never receives a request: every request goes to the
+    subscription that takes them, while the events-only one still receives the topic's events."""
+    requester, responder, consumer = (
+        await h.backend("checkout"),
+        await h.backend("payments"),
+        await h.backend("audit"),
+    )
+    topic = h.name("payments.capture")
+    events_only = await h.subscribe(consumer, topic, group=h.name("audit"), requests=False)
+    h.spawn(_answer(await h.subscribe(responder, topic, group=h.name("payments"))), "responder")
+    for number in range(6):  # round robin over every candidate would hand some to the audit member
+        reply = await requester.request(topic, f"capture {number}".encode(), timeout=5.0, headers={"q": "x"})
+        check(reply.data == f"re:capture {number}".encode(), f"reply {reply.data!r}")
+    await requester.publish(topic, b"an event", key="k")
+    delivery = await h.receive(events_only, what="the event (and no request before it)")
+    check(not delivery.is_request, f"an events-only subscription received a request: {delivery!r}")
+    check(delivery.data == b"an event", f"delivery {delivery!r}")
+    await delivery.ack()
+
+
+@scenario("request_reply", "no_responders")
+async def no_responders_when_only_events_subscribers(h: Harness) -> None:
+    """A topic whose only subscriptions take no requests has no responders: NoResponders at once."""
+    requester, consumer = await h.backend("checkout"), await h.backend("audit")
+    topic = h.name("payments.refund")
+    await h.subscribe(consumer, topic, group=h.name("audit"), requests=False)
+    started = time.monotonic()
+    try:
+        await requester.request(topic, b"refund?", timeout=5.0)
+    except NoResponders:
+        check(time.monotonic() - started < 1.0, "NoResponders should not wait for the timeout")
+    else:
+        check(False, "an events-only subscription answered a request")
