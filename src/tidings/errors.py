@@ -166,9 +166,16 @@ class UnknownPartition(BrokerError):
 
 
 class NotAuthorized(BrokerError):
-    """A missing or wrong auth token: the broker refuses the handshake."""
+    """Missing or wrong credentials (the handshake is refused), or an operation the principal's grants
+    do not allow; the message names the service, the operation and the topic."""
 
     code: ClassVar[str] = "not_authorized"
+
+
+class LimitExceeded(BrokerError):
+    """A configured limit of the broker refused the operation; the message names the limit."""
+
+    code: ClassVar[str] = "limit_exceeded"
 
 
 class ProducerFenced(BrokerError):

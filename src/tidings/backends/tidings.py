@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, Self
@@ -85,7 +86,13 @@ class TidingsBackendConfig:
     url: str = "tidings://127.0.0.1:7400"
     service: str = "python"
     client_id: str | None = None
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: ssl.SSLContext | bool | None = None
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
     connect_timeout: float = 5.0
     request_timeout: float = 30.0
     reconnect_timeout: float = 30.0
@@ -93,6 +100,9 @@ class TidingsBackendConfig:
     close_timeout: float = 10.0
     linger: float = 0.0
     auto_create_topics: bool = True
+
+    def __repr__(self) -> str:
+        return f"TidingsBackendConfig(url={redact(self.url)!r}, service={self.service!r}, ...)"
 
     @classmethod
     def from_url(cls, url: str, *, service: str, **options: Any) -> TidingsBackendConfig:
@@ -111,7 +121,8 @@ class TidingsBackendConfig:
 
     def client_config(self) -> ClientConfig:
         try:
-            return ClientConfig(**dataclasses.asdict(self))
+            # not dataclasses.asdict: it deep-copies, and an SSLContext cannot be copied
+            return ClientConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
         except ValueError as exc:  # a bad URL, or a bad value the client refuses (InvalidName is one too)
             raise InvalidBackendConfig(f"tidings backend for {redact(self.url)!r}: {exc}") from exc
 

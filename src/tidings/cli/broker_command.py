@@ -5,8 +5,11 @@ It prints the binary protocol's URL, then the HTTP API's (``--http-port``,
 
 Settings come from the defaults, then ``--config FILE`` (TOML, see
 ``tidings.server.config``), then the flags given here, each flag beating the
-file. Failures to start (a bad setting, a port in use, a data directory
-locked by another broker) are one line on stderr and exit status 1.
+file. Authentication is configured in the file's ``[auth]`` table
+(docs/security.md); a broker asked to listen on a non-loopback address
+without it refuses to start unless ``--insecure`` is given. Failures to
+start (a bad setting, a port in use, a data directory locked by another
+broker) are one line on stderr and exit status 1.
 """
 
 from __future__ import annotations
@@ -48,6 +51,17 @@ def broker(
         int | None, typer.Option("--max-frame-size", help="Largest frame accepted, bytes (default 8 MiB).")
     ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="A TOML configuration file.")] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Listen on a non-loopback address without authentication (a trusted network only).",
+        ),
+    ] = False,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="PEM certificate: both ports speak TLS only.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug | info | warning | error.")
     ] = "warning",
@@ -68,6 +82,9 @@ def broker(
         "max_frame_size": max_frame_size,
         "auto_create_topics": False if no_auto_create else None,
         "http": False if no_http else None,
+        "insecure": True if insecure else None,
+        "tls_cert": None if tls_cert is None else str(tls_cert),
+        "tls_key": None if tls_key is None else str(tls_key),
     }
     given = {key: value for key, value in flags.items() if value is not None}
     run(from_mapping(given, "command line", settings))

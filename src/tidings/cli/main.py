@@ -11,14 +11,17 @@ from rich.markup import escape
 from tidings import __version__
 from tidings.cli import (
     asyncapi_command,
+    auth_command,
     broker_command,
     demo_command,
     groups_command,
     log_commands,
+    map_command,
     publish_command,
     replay_command,
     run_command,
     tail_command,
+    top_command,
     topics_command,
 )
 from tidings.errors import TidingsError
@@ -32,12 +35,15 @@ app = typer.Typer(
 )
 app.add_typer(log_commands.app, name="log")
 app.command(name="asyncapi")(asyncapi_command.asyncapi)
+app.add_typer(auth_command.app, name="auth")
 app.command(name="broker")(broker_command.broker)
 app.command(name="demo")(demo_command.demo)
+app.command(name="map")(map_command.map_command)
 app.command(name="publish")(publish_command.publish)
 app.command(name="replay")(replay_command.replay_command)
 app.command(name="run")(run_command.run)
 app.command(name="tail")(tail_command.tail)
+app.command(name="top")(top_command.top)
 app.add_typer(topics_command.app, name="topics")
 app.add_typer(groups_command.app, name="groups")
 err = Console(stderr=True)

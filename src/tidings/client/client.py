@@ -44,7 +44,7 @@ from tidings.client.message import HeadersIn, Message, PublishResult, StartIn, s
 from tidings.client.metadata import TopicMetadata
 from tidings.client.producer import Producer
 from tidings.client.publisher import Publisher
-from tidings.client.transport import TcpTransport, Transport, TransportFactory
+from tidings.client.transport import TcpTransport, Transport, TransportFactory, tls_context
 from tidings.protocol import (
     PROTOCOL_VERSION,
     Announced,
@@ -355,7 +355,15 @@ class Client:
     # -- connecting and reconnecting ----------------------------------------------------------
 
     async def _tcp(self) -> Transport:
-        return await TcpTransport.open(self.address, timeout=self._config.connect_timeout)
+        config = self._config
+        context = tls_context(
+            config.tls,
+            scheme_tls=self.address.tls,
+            ca_file=config.tls_ca_file,
+            cert_file=config.tls_cert_file,
+            key_file=config.tls_key_file,
+        )
+        return await TcpTransport.open(self.address, timeout=config.connect_timeout, tls=context)
 
     async def _dial(self) -> ClientConnection:
         try:
@@ -366,13 +374,16 @@ class Client:
                 f"cannot connect to {self.address.url}: no answer in {self._config.connect_timeout:g} s"
             ) from None
         conn = ClientConnection(transport, max_frame_size=self._config.max_frame_size, on_frame=self._route)
+        token, username, password = self._config.credentials()
         hello = Hello(
             protocol_version=PROTOCOL_VERSION,
             service=self._config.service,
             client_id=self.client_id,
             max_frame_size=self._config.max_frame_size,
-            auth_token=self._config.token,
+            auth_token=token,
             producer=self._producer.claim(),
+            username=username,
+            password=password,
         )
         await conn.open(hello, timeout=self._config.connect_timeout)
         return conn
@@ -447,6 +458,12 @@ def connect(
     ``$TIDINGS_SERVICE``, else ``python``). ``settings`` are ``ClientConfig``
     fields (``linger``, ``reconnect_timeout``, ...). ``transport`` replaces
     TCP, for instance with a ``MockListener().connect`` in tests.
+
+    Credentials, when the broker wants them: ``token`` (default
+    ``$TIDINGS_TOKEN``), or ``username=`` and ``password=`` (or in the URL,
+    ``tidings://user:pass@host``); TLS with ``tidings+tls://`` or ``tls=True``
+    / ``tls=ssl_context``, plus ``tls_ca_file``, ``tls_cert_file`` and
+    ``tls_key_file`` (see ``ClientConfig``).
     """
     config = ClientConfig(
         url=url or os.environ.get("TIDINGS_URL") or "tidings://127.0.0.1:7400",

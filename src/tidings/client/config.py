@@ -23,6 +23,13 @@ arguments. The defaults, and why:
   operations give up after ``reconnect_timeout`` (30 s) without a connection.
 * ``ping_interval=10`` s: a connection silent for two intervals is dead,
   which catches a broker that vanished without closing its socket.
+* Credentials (docs/security.md): ``token`` (default ``$TIDINGS_TOKEN``), or
+  ``username`` and ``password`` (also from the URL,
+  ``tidings://user:pass@host``), or a client certificate (``tls_cert_file``,
+  ``tls_key_file``). ``tls`` is ``None`` (follow the URL's scheme:
+  ``tidings+tls://`` verifies the broker's certificate against the system's
+  CAs, or ``tls_ca_file``), ``True`` (TLS whatever the scheme) or an
+  ``ssl.SSLContext`` of your own. Secrets never appear in a ``repr``.
 
 ``backoff_delay`` is the reconnect policy as a pure function, so it is tested
 without sleeping.
@@ -30,12 +37,14 @@ without sleeping.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import re
+import ssl
 from dataclasses import dataclass, field
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from tidings.errors import InvalidName
 from tidings.protocol.names import NAME, is_topic_name, is_topic_pattern
@@ -43,6 +52,7 @@ from tidings.protocol.names import NAME, is_topic_name, is_topic_pattern
 DEFAULT_URL: Final = "tidings://127.0.0.1:7400"
 DEFAULT_PORT: Final = 7400
 URL_ENV: Final = "TIDINGS_URL"
+TOKEN_ENV: Final = "TIDINGS_TOKEN"
 
 _NAME_RE: Final = re.compile(NAME)
 
@@ -54,6 +64,8 @@ class BrokerAddress:
     host: str
     port: int
     tls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -75,7 +87,13 @@ def parse_url(url: str | None = None) -> BrokerAddress:
         port = parts.port or DEFAULT_PORT
     except ValueError as exc:
         raise ValueError(f"bad port in Tidings URL {text!r}") from exc
-    return BrokerAddress(parts.hostname or "127.0.0.1", port, tls=parts.scheme == "tidings+tls")
+    return BrokerAddress(
+        parts.hostname or "127.0.0.1",
+        port,
+        tls=parts.scheme == "tidings+tls",
+        username=None if parts.username is None else unquote(parts.username),
+        password=None if parts.password is None else unquote(parts.password),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +124,18 @@ class ClientConfig:
     url: str = field(default_factory=lambda: os.environ.get(URL_ENV) or DEFAULT_URL)
     service: str = "python"
     client_id: str | None = None
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
+    """Else ``$TIDINGS_TOKEN``, read when connecting."""
+    username: str | None = None
+    """Else the URL's (``tidings://user:pass@host``)."""
+    password: str | None = field(default=None, repr=False)
+    tls: ssl.SSLContext | bool | None = None
+    """``None``: TLS when the URL says ``tidings+tls://``; ``True``: always; a context: yours, always."""
+    tls_ca_file: str | None = None
+    """CA bundle that signed the broker's certificate (default: the system's trusted CAs)."""
+    tls_cert_file: str | None = None
+    """A client certificate (PEM), which the broker may map to a service identity."""
+    tls_key_file: str | None = None
     max_frame_size: int = 8 * 1024 * 1024
     connect_timeout: float = 5.0
     request_timeout: float = 30.0
@@ -132,6 +161,38 @@ class ClientConfig:
             raise ValueError("linger and ack_interval are >= 0 seconds")
         if self.max_batch_bytes < 1024 or self.max_batch_records < 1 or self.ack_batch < 1:
             raise ValueError("max_batch_bytes >= 1024, max_batch_records >= 1 and ack_batch >= 1")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+
+    def __repr__(self) -> str:
+        """The fields, with the URL's password masked (``token`` and ``password`` are left out)."""
+        shown = []
+        for item in dataclasses.fields(self):
+            if item.repr:
+                value = getattr(self, item.name)
+                shown.append(f"{item.name}={redact_url(value) if item.name == 'url' else value!r}")
+        return f"ClientConfig({', '.join(shown)})"
+
+    def credentials(self) -> tuple[str | None, str | None, str | None]:
+        """``(token, username, password)`` for the Hello: the settings, else the environment and the URL."""
+        address = parse_url(self.url)
+        token = self.token or os.environ.get(TOKEN_ENV) or None
+        username = self.username if self.username is not None else address.username
+        password = self.password if self.password is not None else address.password
+        return token, username, password
+
+
+def redact_url(url: str) -> str:
+    """``url`` quoted, with the password of its user-info part replaced by ``***``."""
+    parts = urlsplit(url)
+    try:
+        password = parts.password
+    except ValueError:
+        password = None
+    if password is None:
+        return repr(url)
+    host = parts.netloc.rpartition("@")[2]
+    return repr(parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl())
 
 
 def check_name(name: str, what: str) -> str:

@@ -75,9 +75,15 @@ class TcpTransport:
         return f"<TcpTransport {state} peer={peer}>"
 
     @classmethod
-    async def open(cls, address: BrokerAddress, *, timeout: float = 5.0) -> TcpTransport:
-        """Connect to ``address``; ``ConnectFailed`` (with the OS's reason) if it cannot."""
-        context = _ssl.create_default_context() if address.tls else None
+    async def open(
+        cls, address: BrokerAddress, *, timeout: float = 5.0, tls: _ssl.SSLContext | None = None
+    ) -> TcpTransport:
+        """Connect to ``address``; ``ConnectFailed`` (with the OS's reason) if it cannot.
+
+        ``tls`` is the context to speak TLS with; without one, ``tidings+tls``
+        addresses get the default context (the system's CAs, host name checked).
+        """
+        context = tls if tls is not None else _ssl.create_default_context() if address.tls else None
         try:
             async with asyncio.timeout(timeout):
                 reader, writer = await asyncio.open_connection(
@@ -85,6 +91,8 @@ class TcpTransport:
                 )
         except TimeoutError as exc:
             raise ConnectFailed(f"cannot connect to {address.url}: no answer in {timeout:g} s") from exc
+        except _ssl.SSLError as exc:  # a subclass of OSError: say it is about TLS, not the network
+            raise ConnectFailed(f"cannot connect to {address.url}: TLS failed: {exc.reason or exc}") from exc
         except OSError as exc:
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise ConnectFailed(f"cannot connect to {address.url}: {reason}") from exc
@@ -109,6 +117,34 @@ class TcpTransport:
 
     def close(self) -> None:
         self._writer.close()
+
+
+def tls_context(
+    setting: _ssl.SSLContext | bool | None,
+    *,
+    scheme_tls: bool,
+    ca_file: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
+) -> _ssl.SSLContext | None:
+    """The client's TLS context from its settings (``ClientConfig.tls`` and the files), or ``None``.
+
+    A context given is used as it is. Otherwise TLS is on when the URL's
+    scheme is ``tidings+tls`` or ``setting`` is True: the broker's
+    certificate is verified (against ``ca_file``, else the system's CAs) and
+    its host name checked; a client certificate is loaded when given.
+    """
+    if isinstance(setting, _ssl.SSLContext):
+        return setting
+    if setting is False or not (setting or scheme_tls):
+        return None
+    try:
+        context = _ssl.create_default_context(cafile=ca_file)
+        if cert_file is not None:
+            context.load_cert_chain(cert_file, key_file)
+    except (OSError, _ssl.SSLError) as exc:
+        raise ConnectFailed(f"cannot set up TLS: {getattr(exc, 'strerror', None) or exc}") from exc
+    return context
 
 
 class MockTransport:

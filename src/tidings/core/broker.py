@@ -28,19 +28,21 @@ injected: tests drive it by hand.
 
 from __future__ import annotations
 
-import hmac
 import importlib.metadata
 import logging
 import os
 from dataclasses import dataclass, field
 
 from tidings.core.admin import Admin
+from tidings.core.auth import UNRESTRICTED, AuthConfig, Authenticator, Credentials, Principal, authorize
+from tidings.core.auth.gate import required
 from tidings.core.datadir import DataDir
 from tidings.core.groups import Delivery, FileGroupStore, GroupEngine, MemberInfo
-from tidings.core.produce import ProducePath, ProduceTicket
+from tidings.core.limits import TopicLimits
+from tidings.core.produce import ProducePath, ProduceTicket, rejected
 from tidings.core.producers import DEFAULT_EXPIRY_MS, ProducerIds, ProducerRegistry
 from tidings.core.requests import RequestRouter
-from tidings.core.topics import TopicPolicy, TopicRegistry
+from tidings.core.topics import MAX_PARTITIONS, TopicPolicy, TopicRegistry
 from tidings.core.topology import DEFAULT_TTL_MS, EventType, Handles, TopologyRegistry, TopologyStore
 from tidings.core.topology import FILE_NAME as TOPOLOGY_FILE
 from tidings.errors import (
@@ -106,12 +108,23 @@ class CoreConfig:
     data_dir: str
     policy: TopicPolicy = field(default_factory=TopicPolicy)
     auth_token: str | None = None
+    """The older single shared token: it grants everything, to any service name (docs/security.md)."""
+    auth: AuthConfig = field(default_factory=AuthConfig)
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     """What the Welcome announces: the largest frame the broker accepts."""
     producer_expiry_ms: int = DEFAULT_EXPIRY_MS
     max_delivery_bytes: int = 1 << 20
     topology_ttl_ms: int = DEFAULT_TTL_MS
     """A service (or one of its edges) silent this long leaves the flow map."""
+    max_topics: int | None = None
+    """Topics a client may make exist (CreateTopic or auto-creation); dead-letter topics are not refused."""
+    max_partitions: int = MAX_PARTITIONS
+    """Partitions a CreateTopic may ask for."""
+    max_headers_bytes: int | None = None
+    """The largest headers section of one record, in bytes."""
+
+    def auth_config(self) -> AuthConfig:
+        return self.auth if self.auth_token is None else self.auth.with_shared_token(self.auth_token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +135,7 @@ class SessionInfo:
     client_id: str
     service: str
     producer: tuple[int, int] | None = None
+    principal: Principal = UNRESTRICTED
 
 
 class BrokerCore:
@@ -143,6 +157,10 @@ class BrokerCore:
         self.topology_store = TopologyStore(self.datadir.path(TOPOLOGY_FILE))
         self.engine: GroupEngine
         self.admin: Admin
+        self.authenticator = Authenticator(config.auth_config())
+        self.limits = TopicLimits(
+            self.topics, config.max_topics, config.max_partitions, config.max_headers_bytes
+        )
         self._sessions: dict[str, SessionInfo] = {}
         self._outbox: list[tuple[str, Frame]] = []
 
@@ -176,15 +194,21 @@ class BrokerCore:
 
     # -- sessions ------------------------------------------------------------------
 
-    def hello(self, session_id: str, hello: Hello, protocol_version: int) -> Welcome:
-        """Accept a session, or raise the refusal (``NotAuthorized``, ``ProducerFenced``)."""
-        token = self.config.auth_token
-        if token is not None and not hmac.compare_digest((hello.auth_token or "").encode(), token.encode()):
-            raise NotAuthorized("the auth token is missing or wrong")
+    def hello(
+        self, session_id: str, hello: Hello, protocol_version: int, *, subjects: tuple[str, ...] = ()
+    ) -> Welcome:
+        """Accept a session, or raise the refusal (``NotAuthorized``, ``ProducerFenced``).
+
+        ``subjects`` are the names of the client's TLS certificate, verified by
+        the server's TLS layer: one way to authenticate (``tidings.core.auth``).
+        """
+        credentials = Credentials(hello.auth_token, hello.username, hello.password, subjects)
+        principal = self.authenticator.authenticate(credentials, service=hello.service)
         producer = None
         if hello.producer is not None:
             producer = self.producers.claim(session_id, hello.producer)
-        self._sessions[session_id] = SessionInfo(session_id, hello.client_id, hello.service, producer)
+        info = SessionInfo(session_id, hello.client_id, hello.service, producer, principal)
+        self._sessions[session_id] = info
         self.topology.connected(session_id, hello.service, hello.client_id)
         return Welcome(
             protocol_version=protocol_version,
@@ -218,23 +242,50 @@ class BrokerCore:
         """Act on one frame from a session (after its Welcome). Answers go to the outbox."""
         request_id = getattr(frame, "request_id", None)
         try:
+            self._permit(session_id, frame)
             if isinstance(frame, Produce):
                 ticket = self.produce_path.produce(session_id, frame)
                 self._note_produced(self.topology.service_of(session_id) or UNKNOWN_SERVICE, ticket)
                 return ticket
             self._dispatch(session_id, frame)
         except TidingsError as exc:
+            if isinstance(frame, Produce):  # a refused Produce is answered like any other: per batch
+                return self._refused(session_id, frame, exc)
             self._answer_error(session_id, frame, exc, request_id)
         finally:
             self._collect()
         return None
 
+    def _permit(self, session_id: str, frame: Frame) -> None:
+        """Raise ``NotAuthorized`` or ``LimitExceeded`` unless the session may do what ``frame`` asks."""
+        need = required(frame)
+        if need is not None:
+            info = self._sessions.get(session_id)
+            if info is not None:
+                authorize(info.principal, *need, service=info.service)
+            elif self.authenticator.enabled:  # no Hello on record (already closed): fail closed
+                raise NotAuthorized(f"session {session_id} is not authenticated")
+        self._check_limits(frame)
+
+    def _check_limits(self, frame: Frame) -> None:
+        self.limits.check(frame, auto_create=self.config.policy.auto_create)
+
+    def _refused(self, session_id: str, frame: Produce, exc: TidingsError) -> ProduceTicket:
+        ticket = ProduceTicket(session_id, frame.request_id, frame.topic, frame.ack)
+        ticket.results = [rejected(exc)] * len(frame.batches)
+        return ticket
+
     def produce_as(self, service: str, frame: Produce) -> ProduceTicket:
         """A Produce from inside the broker (the HTTP API), on behalf of ``service``: same path, same checks.
 
-        Only non-idempotent batches make sense here (no session owns a producer id).
+        Only non-idempotent batches make sense here (no session owns a producer id). The
+        caller has authorized ``service`` to publish to the topic; the limits are checked here.
         """
         try:
+            try:
+                self._check_limits(frame)
+            except TidingsError as exc:
+                return self._refused(f"{LOCAL_SESSION}:{service}", frame, exc)
             ticket = self.produce_path.produce(f"{LOCAL_SESSION}:{service}", frame)
             self._note_produced(service, ticket)
             return ticket

@@ -43,14 +43,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 
 from tidings.core.broker import BrokerCore
+from tidings.core.limits import ConnectionCounter
 from tidings.core.produce import ProduceTicket
 from tidings.errors import ListenError, TidingsError, UnknownTopic
 from tidings.protocol import AckMode, BatchResult, Close, Error, Frame, Hello, Produce, State
 from tidings.server.committer import Committer
-from tidings.server.config import BrokerConfig
+from tidings.server.config import BrokerConfig, is_loopback
 from tidings.server.housekeeping import Housekeeping
 from tidings.server.http import HttpApi, Metrics
 from tidings.server.session import Session, SessionLimits, SessionState
+from tidings.server.tls import server_context
 from tidings.storage.log import Clock, wall_clock_ms
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,9 @@ class BrokerServer:
             handshake_timeout_ms=config.handshake_timeout_ms,
             heartbeat_interval_ms=config.heartbeat_interval_ms,
             idle_timeout_ms=config.idle_timeout_ms,
+            max_send_buffer=config.max_send_buffer,
         )
+        self.connections = ConnectionCounter(config.max_connections, config.max_connections_per_ip)
         self._liveness: asyncio.Task[None] | None = None
         self._fsync_pool = ThreadPoolExecutor(config.fsync_threads, thread_name_prefix="tidings-fsync")
         self._io_pool = ThreadPoolExecutor(4, thread_name_prefix="tidings-io")
@@ -107,7 +111,8 @@ class BrokerServer:
     @property
     def url(self) -> str:
         host, port = self.address
-        return f"tidings://{host}:{port}"
+        scheme = "tidings+tls" if self.config.tls else "tidings"
+        return f"{scheme}://{host}:{port}"
 
     @property
     def stopping(self) -> bool:
@@ -126,6 +131,11 @@ class BrokerServer:
         """
         loop = asyncio.get_running_loop()
         try:
+            if listen:
+                self.config.check_exposure()
+                if not self.config.auth_enabled and not is_loopback(self.config.host):
+                    log.warning("listening on %s WITHOUT authentication (insecure)", self.config.host)
+            tls = server_context(self.config)
             core = await loop.run_in_executor(self._io_pool, self._open_core)
         except BaseException:
             self._fsync_pool.shutdown(wait=False)
@@ -135,7 +145,13 @@ class BrokerServer:
         try:
             if listen:
                 self._listener = await loop.create_server(
-                    self._new_session, self.config.host, self.config.port, reuse_address=True, backlog=1024
+                    self._new_session,
+                    self.config.host,
+                    self.config.port,
+                    reuse_address=True,
+                    backlog=1024,
+                    ssl=tls,
+                    ssl_handshake_timeout=self.config.handshake_timeout_ms / 1000 if tls else None,
                 )
         except OSError as exc:
             await loop.run_in_executor(self._io_pool, core.close)
@@ -148,7 +164,7 @@ class BrokerServer:
         if listen and http:
             api = HttpApi(self)
             try:
-                await api.start(self.config.host, self.config.http_port)
+                await api.start(self.config.host, self.config.http_port, ssl_context=tls)
             except BaseException:
                 if self._listener is not None:
                     self._listener.close()
@@ -234,16 +250,22 @@ class BrokerServer:
 
     def _new_session(self) -> Session:
         session_id = f"{self._incarnation}-{next(self._session_ids)}"
-        session = Session(self, session_id, self._limits)
+        session = Session(self, session_id, self._limits, admit=self.admit)
         self.sessions[session_id] = session
         return session
+
+    def admit(self, session: Session) -> TidingsError | None:
+        refusal = self.connections.admit(session.ip)
+        session.admitted = refusal is None
+        return refusal
 
     def on_frame(self, session: Session, frame: Frame) -> None:
         core = self.core
         assert core is not None
         if isinstance(frame, Hello):
             try:
-                welcome = core.hello(session.id, frame, session.conn.protocol_version or 1)
+                version = session.conn.protocol_version or 1
+                welcome = core.hello(session.id, frame, version, subjects=session.subjects)
             except TidingsError as exc:
                 log.info("%r: handshake refused: %s", session, exc)
                 session.refuse(exc)
@@ -286,6 +308,9 @@ class BrokerServer:
         session.close("closed by the client")
 
     def session_lost(self, session: Session) -> None:
+        if session.admitted:
+            session.admitted = False
+            self.connections.release(session.ip)
         if self.sessions.pop(session.id, None) is None:
             return
         if self.core is not None:

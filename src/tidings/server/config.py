@@ -11,6 +11,19 @@ in a ``[broker]`` table (``-`` and ``_`` are interchangeable in keys)::
     fsync = "interval:50"
     default_partitions = 3
     retention_ms = 604800000
+    max_connections = 10000
+
+    [auth]                          # see tidings.core.auth.config and docs/security.md
+    [[auth.tokens]]
+    service = "inventory"
+    token = "..."
+    publish = ["inventory.>"]
+
+    [tls]                           # the binary protocol and the HTTP API
+    cert = "/etc/tidings/broker.pem"
+    key = "/etc/tidings/broker.key"
+    client_ca = "/etc/tidings/clients-ca.pem"   # optional: verify client certificates
+    require_client_cert = false
 
 Every value is checked once, in ``validate``; a bad one raises
 ``BrokerConfigError`` naming the key, where it came from and what is
@@ -20,11 +33,13 @@ allowed. Nothing downstream re-checks.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
+from tidings.core.auth import AuthConfig, parse_auth
 from tidings.core.broker import CoreConfig
 from tidings.core.topic_config import MIN_SEGMENT_BYTES, TopicDefaults
 from tidings.core.topics import MAX_PARTITIONS, TopicPolicy
@@ -56,7 +71,30 @@ class BrokerConfig:
     segment_bytes: int = 128 * MiB
     segment_ms: int = 7 * 24 * 3600 * 1000
     auth_token: str | None = None
-    """When set, a Hello must carry this token."""
+    """The older shared token: when set, a Hello must carry it, and it grants everything (prefer [auth])."""
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    """Identities and their permissions: the ``[auth]`` table (docs/security.md). Off by default."""
+    insecure: bool = False
+    """Listen on a non-loopback address without authentication anyway (``--insecure``)."""
+    tls_cert: str | None = None
+    """PEM certificate chain: with ``tls_key``, both ports speak TLS only (the ``[tls]`` table)."""
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    """PEM CA bundle: clients presenting a certificate it signed are identified by its CN or DNS SAN."""
+    tls_require_client_cert: bool = False
+    """Refuse a TLS handshake without a client certificate (needs ``tls_client_ca``)."""
+    max_connections: int = 10_000
+    """Open connections of the binary protocol, in total; more are refused with ``limit_exceeded``."""
+    max_connections_per_ip: int = 1_000
+    """Open connections from one client IP address."""
+    max_topics: int = 10_000
+    """Topics clients may make exist (CreateTopic or auto-creation); dead-letter topics are not refused."""
+    max_partitions: int = 1_024
+    """Partitions one CreateTopic may ask for."""
+    max_headers_bytes: int = 64 * 1024
+    """The largest headers section of one record."""
+    max_send_buffer: int = 64 * MiB
+    """Bytes queued for one client beyond which it is disconnected at once, whatever the timeout."""
     write_buffer_high: int = 8 * MiB
     """Above this many bytes queued for a client, stop reading from it until it catches up."""
     write_buffer_low: int = 2 * MiB
@@ -119,6 +157,10 @@ class BrokerConfig:
             "handshake_timeout_ms",
             "heartbeat_interval_ms",
             "topology_ttl_ms",
+            "max_connections",
+            "max_connections_per_ip",
+            "max_topics",
+            "max_headers_bytes",
         )
         for key in positive:
             if getattr(self, key) < 1:
@@ -129,14 +171,49 @@ class BrokerConfig:
             raise bad("idle_timeout_ms", "must be more than heartbeat_interval_ms")
         if self.shutdown_grace_ms < 0:
             raise bad("shutdown_grace_ms", "must be >= 0")
+        if not 1 <= self.max_partitions <= MAX_PARTITIONS:
+            raise bad("max_partitions", f"must be 1..{MAX_PARTITIONS}")
+        if self.default_partitions > self.max_partitions:
+            raise bad("default_partitions", f"must be <= max_partitions ({self.max_partitions})")
+        if self.max_send_buffer < self.write_buffer_high:
+            raise bad("max_send_buffer", f"must be >= write_buffer_high ({self.write_buffer_high})")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise bad("tls_cert", "and tls_key must be given together")
+        if (self.tls_client_ca or self.tls_require_client_cert) and self.tls_cert is None:
+            raise bad("tls_client_ca", "needs tls_cert and tls_key (client certificates come over TLS)")
+        if self.tls_require_client_cert and self.tls_client_ca is None:
+            raise bad("tls_require_client_cert", "needs tls_client_ca, the CA that signs client certificates")
         return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth.enabled or self.auth_token is not None
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    def check_exposure(self) -> None:
+        """Refuse to serve a non-loopback address without authentication, unless ``insecure``.
+
+        Checked when the broker starts listening, after the file and the flags
+        are merged, so ``--insecure`` on the command line can override a file.
+        """
+        if self.auth_enabled or self.insecure or is_loopback(self.host):
+            return
+        raise BrokerConfigError(
+            f"refusing to listen on {self.host} without authentication: anyone who can reach it could "
+            "read and write every topic. Configure [auth] (docs/security.md), or pass --insecure "
+            "(insecure = true) if the network is trusted"
+        )
 
     def replace(self, **changes: Any) -> BrokerConfig:
         return dataclasses.replace(self, **changes)
 
     @property
     def url(self) -> str:
-        return f"tidings://{self.host}:{self.port}"
+        scheme = "tidings+tls" if self.tls else "tidings"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def core(self) -> CoreConfig:
         """The part of the configuration the broker core needs."""
@@ -151,18 +228,33 @@ class BrokerConfig:
             data_dir=self.data_dir,
             policy=TopicPolicy(defaults, self.default_partitions, self.auto_create_topics),
             auth_token=self.auth_token,
+            auth=self.auth,
             max_frame_size=self.max_frame_size,
             producer_expiry_ms=self.producer_expiry_ms,
             topology_ttl_ms=self.topology_ttl_ms,
+            max_topics=self.max_topics,
+            max_partitions=self.max_partitions,
+            max_headers_bytes=self.max_headers_bytes,
         )
 
 
-_FIELDS: Final = {f.name: f for f in dataclasses.fields(BrokerConfig)}
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine (``localhost`` or a loopback IP)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything, so it is not trusted as loopback
+        return False
+
+
+_FIELDS: Final = {f.name: f for f in dataclasses.fields(BrokerConfig) if f.name != "auth"}
+_TLS_KEYS: Final = {"cert", "key", "client_ca", "require_client_cert"}
 
 
 def _expected(name: str) -> tuple[type, ...]:
     default = _FIELDS[name].default
-    if name in ("auth_token",):
+    if name in ("auth_token", "tls_cert", "tls_key", "tls_client_ca"):
         return (str,)
     if name in ("retention_ms", "retention_bytes"):
         return (int,)
@@ -200,4 +292,17 @@ def load_file(path: str, base: BrokerConfig | None = None) -> BrokerConfig:
     nested = table.pop("broker", {})
     if not isinstance(nested, dict):
         raise BrokerConfigError(f"{source}: broker: must be a table")
-    return from_mapping({**table, **nested}, source, base)
+    auth = table.pop("auth", None)
+    tls = table.pop("tls", None)
+    values = {**table, **nested}
+    if tls is not None:
+        if not isinstance(tls, dict) or set(tls) - _TLS_KEYS:
+            known = ", ".join(sorted(_TLS_KEYS))
+            raise BrokerConfigError(f"{source}: tls: must be a table of {known}")
+        values.update({f"tls_{key}": value for key, value in tls.items()})
+    config = from_mapping(values, source, base)
+    if auth is not None:
+        if not isinstance(auth, dict):
+            raise BrokerConfigError(f"{source}: auth: must be a table ([auth])")
+        config = config.replace(auth=parse_auth(auth, source)).validate(source)
+    return config

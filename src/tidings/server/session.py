@@ -19,14 +19,22 @@ Bounds, so that one client can never make the broker hold unbounded memory:
   its deliveries gets no more of its own requests served), and starts a
   timer. If the buffer is still above the low-water mark after
   ``slow_consumer_timeout_ms``, the client is disconnected with a reason;
-  its unacked messages go back to its group.
+  its unacked messages go back to its group. Deliveries are bounded by the
+  subscription's credits, but a client may grant many: so the buffer also
+  has a hard bound, ``max_send_buffer``, past which the client is cut off at
+  once. The broker's memory per connection is never more than that (plus
+  one frame), whatever the client does.
+* **Connections**: before reading a byte, the session calls ``admit`` (the
+  server's connection limits); a refused connection gets a fatal Error
+  naming the limit, then is closed.
 * **Produce in flight**: bytes of batches written but not yet durable are
   counted per session; above ``max_inflight_produce_bytes`` reading pauses
   until group commits catch up, so a fast producer waits in TCP's window,
   not in broker memory.
 
 Liveness (``check_liveness``, called by the server every few seconds): a
-connection that sends no Hello within ``handshake_timeout_ms`` is refused; a
+connection that sends no Hello within ``handshake_timeout_ms`` of connecting
+is refused, however many bytes it dribbled meanwhile (slowloris); a
 client quiet for ``heartbeat_interval_ms`` is sent a Ping (which it must
 answer); one silent for ``idle_timeout_ms`` vanished without a FIN (a dead
 host, a cut cable) and is dropped, so its unacked messages go back to its
@@ -42,11 +50,13 @@ import asyncio
 import enum
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, cast
 
 from tidings.errors import FrameTooLarge, HandshakeRejected, ProtocolError, TidingsError
 from tidings.protocol import NEED_DATA, Close, Connection, Frame, Ping, Role, State, error_frame
+from tidings.server.tls import subjects
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +78,11 @@ class SessionLimits:
     handshake_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 15_000
     idle_timeout_ms: int = 45_000
+    max_send_buffer: int = 64 * 1024 * 1024
+
+
+Admission = Callable[["Session"], TidingsError | None]
+"""Counts a new connection, or says why it is refused (a connection limit)."""
 
 
 class SessionOwner(Protocol):
@@ -80,13 +95,20 @@ class SessionOwner(Protocol):
 
 
 class Session(asyncio.Protocol):
-    def __init__(self, owner: SessionOwner, session_id: str, limits: SessionLimits) -> None:
+    def __init__(
+        self, owner: SessionOwner, session_id: str, limits: SessionLimits, *, admit: Admission | None = None
+    ) -> None:
         self.owner = owner
+        self._admit = admit
         self.id = session_id
         self.limits = limits
         self.conn = Connection(Role.SERVER, max_frame_size=limits.max_frame_size)
         self.state = SessionState.HANDSHAKE
         self.peer = "?"
+        self.ip = "?"
+        self.subjects: tuple[str, ...] = ()
+        """The names of the client's verified TLS certificate, if it presented one."""
+        self.admitted = False
         self.transport: asyncio.Transport | None = None
         self.pending: set[asyncio.Task[None]] = set()
         """Produce results waiting for durability; flushed before the session closes."""
@@ -115,7 +137,13 @@ class Session(asyncio.Protocol):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)  # find peers that vanished
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.ip = str(peer[0]) if isinstance(peer, tuple) else self.peer
+        self.subjects = subjects(transport.get_extra_info("peercert"))
         self._connected_at = self._last_received = asyncio.get_running_loop().time()
+        refusal = None if self._admit is None else self._admit(self)
+        if refusal is not None:
+            log.info("%r: refused: %s", self, refusal)
+            self.refuse(refusal)
 
     def data_received(self, data: bytes) -> None:
         if self.state is SessionState.CLOSED:
@@ -167,6 +195,13 @@ class Session(asyncio.Protocol):
             log.debug("%r: %s not sent: %s", self, type(frame).__name__, exc)
             return
         self.transport.writelines(buffers)
+        queued = self.transport.get_write_buffer_size()
+        if queued > self.limits.max_send_buffer and self.state is not SessionState.CLOSING:
+            self.close(
+                f"the client left {queued} bytes unread, over max_send_buffer "
+                f"({self.limits.max_send_buffer}) (slow consumer)",
+                abort=True,
+            )
 
     def opened(self) -> None:
         self.state = SessionState.OPEN

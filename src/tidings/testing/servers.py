@@ -60,6 +60,8 @@ class ServerProcess:
     process: subprocess.Popen[bytes]
     log: Path
     args: list[str] = field(default_factory=list)
+    http_url: str | None = None
+    """The broker's HTTP API (``http://127.0.0.1:PORT``), None for servers that serve none."""
 
     @property
     def pid(self) -> int:
@@ -177,13 +179,15 @@ def start_broker(
     fsync: str = "always",
     extra_args: tuple[str, ...] = (),
     timeout: float = 20.0,
+    http_port: int | None = None,
 ) -> ServerProcess:
     """A Tidings broker (``python -m tidings broker``), its log in ``directory``, data in ``data``.
 
-    ``data`` defaults to ``directory/data``. Returns once the broker printed its ready line.
+    ``data`` defaults to ``directory/data``. Returns once the broker printed its ready line; its
+    HTTP API (on ``http_port``, a free one by default) is at ``server.http_url``.
     """
     port = port or free_port()
-    http_port = free_port()
+    http_port = http_port or free_port()
     args = [
         sys.executable,
         "-m",
@@ -202,6 +206,8 @@ def start_broker(
         *extra_args,
     ]
     server = _spawn("tidings-broker", args, directory, port, f"tidings://{HOST}:{port}")
+    if "--no-http" not in extra_args:
+        server.http_url = f"http://{HOST}:{http_port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if READY_PREFIX in server.output():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
@@ -25,7 +26,8 @@ from tidings.core.broker import BROKER_VERSION, BrokerCore
 from tidings.errors import ListenError, TidingsError
 from tidings.protocol.frames import Produce
 from tidings.protocol.values import Appended, Rejected
-from tidings.server.http import dlq, events, flow, groups, openapi, sse, topics
+from tidings.server.http import dashboard, dlq, events, flow, groups, openapi, sse, topics
+from tidings.server.http.auth import require_auth
 from tidings.server.http.errors import ApiError, bad_request, from_tidings
 from tidings.server.http.models import (
     DeadLetterPage,
@@ -115,18 +117,22 @@ class HttpApi:
     @property
     def url(self) -> str:
         host, port = self.address
-        return f"http://{host}:{port}"
+        scheme = "https" if self.server.config.tls else "http"
+        return f"{scheme}://{host}:{port}"
 
     def application(self) -> web.Application:
-        app = web.Application(middlewares=[errors_as_json], client_max_size=self.server.config.max_frame_size)
+        doorman = require_auth(lambda: None if self.server.core is None else self.server.core.authenticator)
+        middlewares = [errors_as_json, doorman]  # auth.py: credentials and permissions, as on the wire
+        app = web.Application(middlewares=middlewares, client_max_size=self.server.config.max_frame_size)
         for route in self.routes():
             app.router.add_route(route.method, route.path, route.handler)
+        dashboard.register(app)  # static files, not API: outside the route table and the OpenAPI document
         return app
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None) -> None:
         runner = web.AppRunner(self.application(), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
         try:
             await site.start()
         except OSError as exc:
