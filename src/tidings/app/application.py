@@ -53,6 +53,7 @@ from tidings.app.handlers import (
     chain,
     stop_consuming,
 )
+from tidings.app.tracing import producer_span
 from tidings.backends.base import (
     Announcer,
     Backend,
@@ -230,9 +231,10 @@ class App:
 
     async def publish(self, event: Any, key: str | bytes | None = None) -> Receipt:
         """Publish ``event`` to its topic now (never through the outbox)."""
-        encoded = encode(event, source=self.name)
-        topic = encoded.topic or event_info(event).topic
-        receipt = await self.backend.publish(topic, encoded.data, key=key, headers=encoded.headers)
+        topic = event_info(event).topic
+        with producer_span(topic, self.name) as trace_headers:
+            encoded = encode(event, source=self.name, headers=trace_headers)
+            receipt = await self.backend.publish(topic, encoded.data, key=key, headers=encoded.headers)
         self._published(receipt, encoded.data, encoded.headers)
         self._note_published_type(event)
         return receipt
@@ -265,9 +267,10 @@ class App:
 
         ``RequestTimeout`` / ``NoResponders`` from the backend; ``HandlerFailed`` when the responder raised.
         """
-        encoded = encode(event, source=self.name)
-        topic = encoded.topic or event_info(event).topic
-        reply = await self.backend.request(topic, encoded.data, headers=encoded.headers, timeout=timeout)
+        topic = event_info(event).topic
+        with producer_span(topic, self.name, operation="request") as trace_headers:
+            encoded = encode(event, source=self.name, headers=trace_headers)
+            reply = await self.backend.request(topic, encoded.data, headers=encoded.headers, timeout=timeout)
         if ERROR_HEADER in reply.headers:
             reason = bytes(reply.headers[ERROR_HEADER]).decode("utf-8", "replace")
             raise HandlerFailed(f"the responder to {topic} failed: {reason}", reason=reason)
@@ -434,6 +437,7 @@ class EventOutbox:
 
     async def publish(self, event: Any, key: str | bytes | None = None) -> int:
         """Queue ``event`` (CloudEvents headers, this service as source); returns the outbox row id."""
-        encoded = encode(event, source=self._source)
-        topic = encoded.topic or event_info(event).topic
-        return await self._outbox.enqueue(topic, encoded.data, key=key, headers=encoded.headers)
+        topic = event_info(event).topic
+        with producer_span(topic, self._source, operation="create") as trace_headers:
+            encoded = encode(event, source=self._source, headers=trace_headers)
+            return await self._outbox.enqueue(topic, encoded.data, key=key, headers=encoded.headers)

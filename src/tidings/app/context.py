@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tidings.app.clock import ReplayPolicy, event_now, is_replay
 from tidings.app.codec import Envelope, encode
 from tidings.app.events import event_info
+from tidings.app.tracing import producer_span
 from tidings.errors import StoreError
 
 if TYPE_CHECKING:
@@ -139,10 +140,10 @@ class Context:
         if self.transaction is None:
             await self._publish(event, key)
             return
-        encoded = encode(event, source=self.source)
-        await self.transaction.enqueue(
-            encoded.topic or event_info(event).topic, encoded.data, key=key, headers=encoded.headers
-        )
+        topic = event_info(event).topic
+        with producer_span(topic, self.source, operation="create") as trace_headers:
+            encoded = encode(event, source=self.source, headers=trace_headers)
+            await self.transaction.enqueue(topic, encoded.data, key=key, headers=encoded.headers)
 
     async def request(self, event: Any, reply_type: type[R], *, timeout: float = 5.0) -> R:
         """Ask the responder of ``event``'s topic and return its reply as a ``reply_type``."""

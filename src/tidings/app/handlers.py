@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from tidings.app import tracing
 from tidings.app.backoff import Backoff, Exponential
 from tidings.app.clock import ReplayPolicy
 from tidings.app.codec import Decoded, decode, encode
@@ -237,22 +238,26 @@ class Runner:
             decoded: Decoded[Any] = decode(delivery.data, delivery.headers, self.spec.event_type)
         except Exception as exc:  # EventValidationError: decide dead-letters it at once
             return exc
-        try:
-            if self.store is None:
-                await self.handler(decoded.event, self._context(delivery, decoded))
-                return None
-            async with self.store.transaction() as tx:
-                if not await tx.mark_handled(self.spec.group, decoded.envelope.id):
-                    log.info(
-                        "tidings: event %s already handled by %s: skipped",
-                        decoded.envelope.id,
-                        self.spec.group,
-                    )
-                    return None
-                await self.handler(decoded.event, self._context(delivery, decoded, tx))
-        except Exception as exc:
-            return exc
+        with tracing.consumer_span(delivery, self.spec.group, decoded.envelope.id) as span:
+            try:
+                await self._call(delivery, decoded)
+            except Exception as exc:
+                tracing.failed(span, exc)
+                return exc
         return None
+
+    async def _call(self, delivery: Delivery, decoded: Decoded[Any]) -> None:
+        """The handler, with a store in the transaction that also claims the event id in the inbox."""
+        if self.store is None:
+            await self.handler(decoded.event, self._context(delivery, decoded))
+            return
+        async with self.store.transaction() as tx:
+            if not await tx.mark_handled(self.spec.group, decoded.envelope.id):
+                log.info(
+                    "tidings: event %s already handled by %s: skipped", decoded.envelope.id, self.spec.group
+                )
+                return
+            await self.handler(decoded.event, self._context(delivery, decoded, tx))
 
     async def _answer(self, delivery: Delivery) -> None:
         """Run the responder (in a store transaction when there is a store) and reply after the commit.
@@ -264,11 +269,16 @@ class Runner:
         """
         try:
             decoded: Decoded[Any] = decode(delivery.data, delivery.headers, self.spec.event_type)
-            if self.store is None:
-                result = await self.handler(decoded.event, self._context(delivery, decoded))
-            else:
-                async with self.store.transaction() as tx:
-                    result = await self.handler(decoded.event, self._context(delivery, decoded, tx))
+            with tracing.consumer_span(delivery, self.spec.group, decoded.envelope.id) as span:
+                try:
+                    if self.store is None:
+                        result = await self.handler(decoded.event, self._context(delivery, decoded))
+                    else:
+                        async with self.store.transaction() as tx:
+                            result = await self.handler(decoded.event, self._context(delivery, decoded, tx))
+                except Exception as exc:
+                    tracing.failed(span, exc)
+                    raise
             encoded = encode(result, source=self.source, type=f"{self.spec.event_type.__qualname__}.reply")
         except Exception as exc:
             log.warning("tidings: responder %s failed: %s", self.spec.name, describe(exc))
