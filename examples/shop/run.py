@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -185,6 +186,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="start a Tidings broker (127.0.0.1:--port, data in DATA_DIR) for the run, and use it",
     )
     parser.add_argument("--port", type=int, default=7400, help="port of the broker --start-broker starts")
+    parser.add_argument(
+        "--http-port", type=int, default=7401, help="its HTTP port: the dashboard, API and metrics"
+    )
+    parser.add_argument(
+        "--linger",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep the started broker (and its dashboard) up this long after the check",
+    )
     args = parser.parse_args(argv)
     data = args.data or Path(tempfile.mkdtemp(prefix="tidings-shop-"))
     broker = None
@@ -192,10 +203,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         directory = args.start_broker.resolve()
         console = Console()
         console.print(f"starting the broker on 127.0.0.1:{args.port}, data in {args.start_broker}/ ...")
-        broker = servers.start_broker(directory, port=args.port, data=directory)
+        broker = servers.start_broker(directory, port=args.port, data=directory, http_port=args.http_port)
         args.broker = broker.url
+        console.print(f"dashboard: {broker.http_url}/ (the flow map, lag, dead letters, live)")
     try:
-        return 0 if asyncio.run(run_shop(args.broker, data, args.orders)) else 1
+        ok = asyncio.run(run_shop(args.broker, data, args.orders))
+        if broker is not None and args.linger > 0:
+            Console().print(f"the broker stays up {args.linger:g} s: {broker.http_url}/ (Ctrl-C ends it)")
+            with contextlib.suppress(KeyboardInterrupt):
+                time.sleep(args.linger)
+        return 0 if ok else 1
     finally:
         if broker is not None:
             broker.stop()

@@ -131,6 +131,8 @@ def test_the_make_demo_command_runs_the_shop_on_a_real_broker(tmp_path):
             str(tmp_path / "broker"),
             "--port",
             str(free_port()),
+            "--http-port",
+            str(http_port := free_port()),
             "--data",
             str(tmp_path / "shop"),
             "--orders",
@@ -143,4 +145,5 @@ def test_the_make_demo_command_runs_the_shop_on_a_real_broker(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "check ok" in result.stdout
+    assert f"dashboard: http://127.0.0.1:{http_port}/" in result.stdout
     assert (tmp_path / "broker" / "topics").is_dir()
