@@ -2,7 +2,7 @@
 
 ``open_backend("redis://host:port/db", service=..., **options)``; options are
 ``RedisConfig`` fields. The mapping, in short (each module's docstring has
-the detail, ``docs/backends-redis.md`` the whole story):
+the detail, ``docs/backends.md`` (Redis Streams) the whole story):
 
 * **Topics and partitions** (``keys``, ``publisher``): partition ``p`` of
   topic ``T`` is the stream ``tidings:{T}:<p>``; the partition count is in
