@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint typecheck contracts pytest bench demo clean
+.PHONY: test lint typecheck contracts pytest bench demo clean reliability
 
 $(STAMP): pyproject.toml setup.py src/tidings/_speedups.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,18 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/storage.py $(BENCH_ARGS)
 	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
+
+# The reliability suite at full size (tests/reliability at CI size runs in `make test`): kill -9,
+# power loss, corruption, full disk, EIO, clock jumps, fuzzing (atheris), exhaustion, a 30-minute soak.
+# Figures go to bench/results/reliability-full-*.json and docs/reliability.md.
+RELIABILITY_STAMP := $(VENV)/.installed-reliability
+
+$(RELIABILITY_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,reliability]'
+	touch $(RELIABILITY_STAMP)
+
+reliability: $(RELIABILITY_STAMP)
+	$(BIN)/python bench/reliability.py $(RELIABILITY_ARGS)
 
 # The seed's shop on the embedded default: a broker on 127.0.0.1:7400 with its data in
 # ./.tidings, five services with their own SQLite databases in ./.tidings/shop.
