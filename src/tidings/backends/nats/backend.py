@@ -18,6 +18,7 @@ from typing import Any, Self
 
 import nats
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext, api
 
@@ -41,7 +42,7 @@ from tidings.backends.nats import codec, consumers, durability, naming, ownershi
 from tidings.backends.nats.capabilities import CAPABILITIES
 from tidings.backends.nats.config import NatsConfig
 from tidings.backends.nats.delivery import NatsDelivery, NatsRequest
-from tidings.backends.nats.errors import translate, translated
+from tidings.backends.nats.errors import STREAM_NOT_FOUND, api_code, translate, translated
 from tidings.backends.nats.patterns import PatternSubscription
 from tidings.backends.nats.publishing import Publisher
 from tidings.backends.nats.streams import Streams, TopicInfo, check_topic
@@ -422,12 +423,26 @@ class NatsBackend:
         return self._locks
 
     async def topic_end_offsets(self, topic: str) -> dict[int, int]:
-        """Offsets are stream sequences, shared by the partitions: each partition's next is the stream's."""
+        """Per partition, one past the last sequence stored on its subject (0 for an empty partition).
+
+        Offsets are stream sequences, shared by the partitions, so the stream's next sequence is not
+        any one partition's end: a partition whose last message is older would never be "reached" by
+        a group's committed offset (one past its ack floor), and ``tidings replay`` would never stop.
+        """
         _, js, streams, _ = self._parts()
         info = await streams.lookup(topic)
-        with translated(f"reading topic {topic!r}"):
-            state = (await js.stream_info(info.stream)).state
-        return dict.fromkeys(range(info.partitions), state.last_seq + 1)
+        ends: dict[int, int] = {}
+        for partition in range(info.partitions):
+            with translated(f"reading topic {topic!r}"):
+                try:
+                    last = await js.get_last_msg(info.stream, naming.subject(topic, partition))
+                except nats.js.errors.NotFoundError as exc:
+                    if api_code(exc) == STREAM_NOT_FOUND:
+                        raise
+                    ends[partition] = 0  # no message on this partition's subject yet
+                    continue
+            ends[partition] = (last.seq or 0) + 1
+        return ends
 
     async def group_offsets(self, group: str, topic: str) -> dict[int, int]:
         """Per partition, one past its consumer's ack floor (everything at or below it is settled).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from tidings.backends.base import OutgoingMessage
+from tidings.backends.base import Admin, OutgoingMessage
 from tidings.testing.conformance.harness import Harness, check, datas, scenario
 
 
@@ -73,3 +73,34 @@ async def replay_from_time(h: Harness) -> None:
     subscription = await h.subscribe(backend, topic, group=h.name("since"), start=cut)
     got = datas(await h.receive_many(subscription, 3))
     check(got == [b"new-0", b"new-1", b"new-2"], f"from {cut.isoformat()}: {got}")
+
+
+@scenario("consumer_groups", "replay_from_earliest")
+async def admin_offsets_meet_at_the_head(h: Harness) -> None:
+    """Where the backend implements ``Admin``: every stored message's offset is below its partition's
+    end offset, and once a group settled everything, its committed offset reaches the end offset of
+    every partition holding messages (the rule ``tidings replay`` stops by), empty partitions and
+    partitions whose last message is older than another's included."""
+    backend = await h.backend()
+    if not isinstance(backend, Admin):  # the optional protocol: nothing to hold the backend to
+        return
+    topic = await h.topic(backend, "head", partitions=3)
+    receipts = [await backend.publish(topic, f"m{i}".encode(), key=f"key-{i}") for i in range(6)]
+    receipts += [await backend.publish(topic, f"late{i}".encode(), key="key-0") for i in range(3)]
+    ends = await backend.topic_end_offsets(topic)
+    check(set(ends) == {0, 1, 2}, f"end offsets of a 3-partition topic: {ends}")
+    below = [(r.partition, r.offset) for r in receipts if not r.offset < ends[r.partition]]
+    check(not below, f"stored at or past their partition's end offset {ends}: {below}")
+    group = h.name("head-reader")
+    subscription = await h.subscribe(backend, topic, group=group, start="earliest")
+    await h.receive_many(subscription, len(receipts))
+    deadline = asyncio.get_running_loop().time() + 5.0
+    while True:  # committed positions may be saved a moment after the acks
+        committed = await backend.group_offsets(group, topic)
+        behind = {
+            p: (committed.get(p, 0), end) for p, end in ends.items() if end and committed.get(p, 0) < end
+        }
+        if not behind or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    check(not behind, f"after every ack, committed < end on partitions (committed, end): {behind}")
