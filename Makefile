@@ -52,8 +52,8 @@ $(BENCH_STAMP): $(STAMP)
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
-	$(BIN)/python bench/storage.py $(BENCH_ARGS)
-	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
+	$(BIN)/python bench/storage.py $(STORAGE_ARGS)
+	$(BIN)/python bench/e2e.py $(E2E_ARGS)
 
 # The reliability suite at full size (tests/reliability at CI size runs in `make test`): kill -9,
 # power loss, corruption, full disk, EIO, clock jumps, fuzzing (atheris), exhaustion, a 30-minute soak.

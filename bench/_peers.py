@@ -38,6 +38,7 @@ from tidings.testing import servers
 
 STAMP = struct.Struct("<d")  # send time (perf_counter) at the front of each latency payload
 WINDOW = 1000  # outstanding publishes per producer, for every peer
+MAX_OUTSTANDING = 20_000  # fixed-rate runs: a peer this far behind is saturated, not measured
 
 
 class Peer(Protocol):
@@ -59,40 +60,104 @@ def elapsed_since(payload: bytes) -> float:
     return time.perf_counter() - STAMP.unpack_from(payload)[0]
 
 
-async def paced(rate: int, seconds: float, send: Any) -> int:
-    """Call ``send()`` ``rate`` times a second for ``seconds``, on schedule (no coordinated omission)."""
+async def paced(rate: int, seconds: float, size: int, send: Any) -> int:
+    """Call ``send(payload)`` ``rate`` times a second for ``seconds``, on schedule.
+
+    Each payload carries the time it was *due*, not the time it went out, so
+    a load generator (or client) that falls behind shows up as latency
+    instead of hiding it (no coordinated omission). Nothing here waits for
+    an ack: publishes are fire-and-forget, at most ``MAX_OUTSTANDING`` in
+    flight as a safety net, and all are awaited at the end.
+    """
     total = int(rate * seconds)
+    filler = b"x" * max(0, size - STAMP.size)
     start = time.perf_counter()
-    tasks = []
+    outstanding = 0
+    room = asyncio.Event()
+    failures: list[BaseException] = []
+
+    def done(future: asyncio.Future[Any]) -> None:
+        nonlocal outstanding
+        outstanding -= 1
+        if not future.cancelled() and future.exception() is not None:
+            failures.append(future.exception())  # type: ignore[arg-type]
+        room.set()
+
     for index in range(total):
-        delay = start + index / rate - time.perf_counter()
+        due = start + index / rate
+        delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(send()))
-        if len(tasks) >= WINDOW:
-            await asyncio.gather(*tasks)
-            tasks.clear()
-    await asyncio.gather(*tasks)
+        # uvloop's timers have millisecond resolution and may fire early: never stamp a time
+        # before the real send, or a fast peer would show a negative latency
+        future = asyncio.ensure_future(send(STAMP.pack(max(due, time.perf_counter())) + filler))
+        outstanding += 1
+        future.add_done_callback(done)
+        while outstanding >= MAX_OUTSTANDING:
+            room.clear()
+            await room.wait()
+    while outstanding:
+        room.clear()
+        await room.wait()
+    if failures:
+        raise failures[0]
     return total
 
 
-async def windowed(coroutines: Any) -> None:
-    """Run publishes with at most WINDOW outstanding."""
-    pending: set[asyncio.Future[Any]] = set()
-    for coroutine in coroutines:
-        pending.add(asyncio.ensure_future(coroutine))
-        if len(pending) >= WINDOW:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for future in done:
-                future.result()
-    if pending:
-        await asyncio.gather(*pending)
+async def saturated(count: int, size: int, send: Any) -> int:
+    """Send ``count`` stamped payloads as fast as the client takes them, ``WINDOW`` outstanding."""
+    filler = b"x" * max(0, size - STAMP.size)
+    await windowed(send(STAMP.pack(time.perf_counter()) + filler) for _ in range(count))
+    return count
+
+
+async def windowed(awaitables: Any, window: int = WINDOW) -> None:
+    """Run publishes with at most ``window`` outstanding; raises the first failure.
+
+    Counts completions with a done-callback instead of ``asyncio.wait`` on the
+    whole window, which re-registers a callback on every outstanding future
+    each time one completes and, at a window of 1000, cost the load generator
+    more than some of the clients it measures.
+    """
+    outstanding = 0
+    room = asyncio.Event()
+    failures: list[BaseException] = []
+
+    def done(future: asyncio.Future[Any]) -> None:
+        nonlocal outstanding
+        outstanding -= 1
+        if not future.cancelled() and future.exception() is not None:
+            failures.append(future.exception())  # type: ignore[arg-type]
+        if outstanding < window:
+            room.set()
+
+    for awaitable in awaitables:
+        future = asyncio.ensure_future(awaitable)
+        outstanding += 1
+        future.add_done_callback(done)
+        if outstanding >= window:
+            room.clear()
+            await room.wait()
+        if failures:
+            raise failures[0]
+    while outstanding:
+        room.clear()
+        await room.wait()
+    if failures:
+        raise failures[0]
 
 
 class TidingsPeer:
     def __init__(self, fsync: str = "always", *, batch_api: bool = False) -> None:
-        how = f"client.publish_many, chunks of {WINDOW}" if batch_api else f"{WINDOW} publishes outstanding"
-        self.settings = f"tidings broker, fsync={fsync} (group commit); tidings.connect, {how}"
+        how = (
+            f"client.publish_many, chunks of {WINDOW}"
+            if batch_api
+            else f"client.publisher(topic).publish in a loop, {WINDOW} outstanding"
+        )
+        self.settings = (
+            f"tidings broker, fsync={fsync} (group commit); tidings.connect, {how}; "
+            f"consume: client.subscribe, prefetch {WINDOW}, message.ack() per message"
+        )
         self.name = "tidings (publish_many)" if batch_api else "tidings"
         self.batch_api = batch_api
         self.fsync = fsync
@@ -115,10 +180,14 @@ class TidingsPeer:
             for start in range(0, len(payloads), WINDOW):
                 await self.client.publish_many(topic, payloads[start : start + WINDOW])
             return
-        await windowed(self.client.publish(topic, payload) for payload in payloads)
+        await self.client.publish(topic, payloads[0])  # learn the topic, as a service does once
+        publish = self.client.publisher(topic).publish
+        await windowed(publish(payload) for payload in payloads[1:])
 
     async def consume(self, topic: str, count: int) -> None:
-        sub = await self.client.subscribe(topic, group=f"g-{uuid.uuid4().hex[:8]}", start="earliest")
+        sub = await self.client.subscribe(
+            topic, group=f"g-{uuid.uuid4().hex[:8]}", start="earliest", prefetch=WINDOW
+        )
         seen = 0
         async for message in sub:
             await message.ack()
@@ -141,8 +210,89 @@ class TidingsPeer:
 
         receiver = asyncio.ensure_future(receive())
         await asyncio.sleep(0.2)
-        await paced(rate, seconds, lambda: self.client.publish(topic, stamped(size)))
+        publisher = self.client.publisher(topic)
+        await paced(rate, seconds, size, publisher.publish)
         await asyncio.wait_for(receiver, 30)
+        await sub.close()
+        return samples
+
+    # -- Tidings-only workloads (e2e.py's "more workloads" tables) ----------------------------
+
+    async def consume_groups(self, topic: str, count: int, groups: int) -> None:
+        """Fan-out: ``groups`` groups, each on its own connection, each reads and acks all ``count``."""
+        assert self.server is not None
+        clients = [tidings.connect(url=self.server.url, service=f"fan{i}") for i in range(groups)]
+        for client in clients:
+            await client.__aenter__()
+        try:
+
+            async def one(client: Any) -> None:
+                group = f"f-{uuid.uuid4().hex[:8]}"
+                sub = await client.subscribe(topic, group=group, start="earliest", prefetch=WINDOW)
+                seen = 0
+                async for message in sub:
+                    await message.ack()
+                    seen += 1
+                    if seen >= count:
+                        break
+                await sub.close()
+
+            await asyncio.gather(*(one(client) for client in clients))
+        finally:
+            for client in clients:
+                await client.__aexit__(None, None, None)
+
+    async def consume_members(self, topic: str, count: int, members: int) -> None:
+        """Competing consumers: ``members`` connections in one shared-mode group split ``count``."""
+        assert self.server is not None
+        clients = [tidings.connect(url=self.server.url, service=f"member{i}") for i in range(members)]
+        for client in clients:
+            await client.__aenter__()
+        group = f"m-{uuid.uuid4().hex[:8]}"
+        seen = 0
+        finished = asyncio.Event()
+        try:
+
+            async def one(client: Any) -> None:
+                nonlocal seen
+                sub = await client.subscribe(
+                    topic, group=group, start="earliest", mode="shared", prefetch=WINDOW // members
+                )
+                try:
+                    async for message in sub:
+                        await message.ack()
+                        seen += 1
+                        if seen >= count:
+                            finished.set()
+                            break
+                finally:
+                    await sub.close()
+
+            tasks = [asyncio.ensure_future(one(client)) for client in clients]
+            await asyncio.wait_for(finished.wait(), 120)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            for client in clients:
+                await client.__aexit__(None, None, None)
+
+    async def latency_saturated(self, topic: str, count: int, size: int) -> list[float]:
+        """End-to-end latency while publishing as fast as the client takes events."""
+        sub = await self.client.subscribe(topic, group=f"sat-{uuid.uuid4().hex[:8]}", start="latest")
+        samples: list[float] = []
+
+        async def receive() -> None:
+            async for message in sub:
+                samples.append(elapsed_since(message.data))
+                await message.ack()
+                if len(samples) >= count:
+                    return
+
+        receiver = asyncio.ensure_future(receive())
+        await asyncio.sleep(0.2)
+        await saturated(count, size, self.client.publisher(topic).publish)
+        await asyncio.wait_for(receiver, 60)
         await sub.close()
         return samples
 
@@ -206,7 +356,7 @@ class NatsPeer:
             topic, durable=f"l{uuid.uuid4().hex[:8]}", cb=on_message, deliver_policy=DeliverPolicy.NEW
         )
         await asyncio.sleep(0.2)
-        await paced(rate, seconds, lambda: self.js.publish(topic, stamped(size)))
+        await paced(rate, seconds, size, lambda payload: self.js.publish(topic, payload))
         await asyncio.wait_for(done.wait(), 30)
         await sub.unsubscribe()
         return samples
@@ -277,7 +427,7 @@ class RedisPeer:
 
         receiver = asyncio.ensure_future(receive())
         await asyncio.sleep(0.2)
-        await paced(rate, seconds, lambda: self.redis.xadd(topic, {b"d": stamped(size)}))
+        await paced(rate, seconds, size, lambda payload: self.redis.xadd(topic, {b"d": payload}))
         await asyncio.wait_for(receiver, 30)
         await reader.aclose()
         return samples
@@ -344,8 +494,9 @@ class RabbitPeer:
         await paced(
             rate,
             seconds,
-            lambda: exchange.publish(
-                aio_pika.Message(stamped(size), delivery_mode=persistent), routing_key=queue.name
+            size,
+            lambda payload: exchange.publish(
+                aio_pika.Message(payload, delivery_mode=persistent), routing_key=queue.name
             ),
         )
         await asyncio.wait_for(done.wait(), 30)

@@ -138,12 +138,18 @@ def check_subscription(
 
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
-    """One message of ``publish_batch``. ``msg_id``: see ``Publisher.publish``."""
+    """One message of ``publish_batch``. ``msg_id``: see ``Publisher.publish``.
+
+    ``timestamp``: the producer's time to record (``Delivery.timestamp``), now when None. Copying
+    history from one backend to another (``tidings migrate``) keeps each event's time this way; the
+    server's ``append_time`` is always its own.
+    """
 
     data: bytes
     key: str | bytes | None = None
     headers: HeadersIn | None = None
     msg_id: str | None = None
+    timestamp: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +352,10 @@ class Admin(Protocol):
 
     async def group_offsets(self, group: str, topic: str) -> dict[int, int]:
         """Per partition of ``topic``, ``group``'s committed offset (all below settled); {} if none."""
+        ...
+
+    async def list_topics(self) -> dict[str, int]:
+        """Every topic the server holds (dead-letter topics included), with its partition count."""
         ...
 
 

@@ -51,7 +51,7 @@ from tidings.backends.base import (
 )
 from tidings.client import Client, ClientConfig, Message, TransportFactory
 from tidings.client import Subscription as ClientSubscription
-from tidings.errors import InvalidArgument, InvalidBackendConfig, NotConnected, UnknownGroup
+from tidings.errors import InvalidArgument, InvalidBackendConfig, NotConnected, UnknownGroup, UnknownTopic
 from tidings.protocol import HandledType, PublishedType
 
 CAPABILITIES: Final = Capabilities(
@@ -309,7 +309,9 @@ class TidingsBackend:
         client = self.client
         results = await asyncio.gather(
             *(
-                client.publish(topic, m.data, key=m.key, headers=_with_id(m.headers, m.msg_id))
+                client.publish(
+                    topic, m.data, key=m.key, headers=_with_id(m.headers, m.msg_id), timestamp=m.timestamp
+                )
                 for m in messages
             )
         )
@@ -376,6 +378,15 @@ class TidingsBackend:
         except UnknownGroup:
             return {}
         return {p.partition: p.committed for p in description.partitions if p.topic == topic}
+
+    async def list_topics(self) -> dict[str, int]:
+        topics: dict[str, int] = {}
+        for name in await self.client.admin.list_topics():
+            try:
+                topics[name] = len((await self.client.admin.describe_topic(name)).partitions)
+            except UnknownTopic:  # deleted between the two calls
+                continue
+        return topics
 
     # -- Announcer ---------------------------------------------------------------------
 

@@ -12,11 +12,13 @@ from tidings import __version__
 from tidings.cli import (
     asyncapi_command,
     auth_command,
+    bench_command,
     broker_command,
     demo_command,
     groups_command,
     log_commands,
     map_command,
+    migrate_command,
     publish_command,
     replay_command,
     run_command,
@@ -36,9 +38,11 @@ app = typer.Typer(
 app.add_typer(log_commands.app, name="log")
 app.command(name="asyncapi")(asyncapi_command.asyncapi)
 app.add_typer(auth_command.app, name="auth")
+app.command(name="bench")(bench_command.bench)
 app.command(name="broker")(broker_command.broker)
 app.command(name="demo")(demo_command.demo)
 app.command(name="map")(map_command.map_command)
+app.command(name="migrate")(migrate_command.migrate)
 app.command(name="publish")(publish_command.publish)
 app.command(name="replay")(replay_command.replay_command)
 app.command(name="run")(run_command.run)

@@ -32,6 +32,7 @@ import os
 import socket
 import uuid
 from collections.abc import Generator, Iterable
+from datetime import datetime
 from typing import Any, Literal
 
 from tidings import errors
@@ -212,14 +213,25 @@ class Client:
     # -- publishing -------------------------------------------------------------------------
 
     async def publish(
-        self, topic: str, data: Any, *, key: str | bytes | None = None, headers: HeadersIn | None = None
+        self,
+        topic: str,
+        data: Any,
+        *,
+        key: str | bytes | None = None,
+        headers: HeadersIn | None = None,
+        timestamp: datetime | None = None,
     ) -> PublishResult:
         """Publish one event; returns where it was stored once it is durable.
 
         ``data``: bytes, str (UTF-8) or any JSON-serialisable object.
         Concurrent publishes are batched for you (see ``ClientConfig.linger``).
+        ``timestamp``: the event's time as the producer records it (now when None), for copies of
+        history. A coroutine, so ``TaskGroup.create_task(client.publish(...))`` works; the hot
+        loop that cannot afford a coroutine per event uses ``publish_many`` or
+        ``client.publisher(topic).publish``, which returns the batch's future directly.
         """
-        return await self._producer.publish(topic, data, key=key, headers=headers)
+        stamp = None if timestamp is None else round(timestamp.timestamp() * 1000)
+        return await self._producer.publish(topic, data, key=key, headers=headers, timestamp=stamp)
 
     async def publish_many(
         self,

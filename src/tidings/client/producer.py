@@ -6,7 +6,10 @@ Theory of operation
 keyed record; keyless records stick to one partition until its batch is
 sealed, then move round robin, as Kafka's sticky partitioner does) and adds
 it to that partition's open ``BatchBuilder``. It returns a future that the
-durable ack resolves. Per (topic, partition) there is a ``PartitionQueue``:
+durable ack resolves. ``publish_many`` adds its items to the open batches in
+runs (``BatchBuilder.add_many``) with one future per run, not per item, so
+its cost per event is the encoder's (in C) plus building the results. Per
+(topic, partition) there is a ``PartitionQueue``:
 
 * the **open** batch fills until ``max_batch_bytes`` or ``max_batch_records``,
   or until ``linger`` has passed since its first record (with ``linger=0``, the
@@ -40,9 +43,11 @@ import asyncio
 import contextlib
 import logging
 import random
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from tidings.client.channel import Channel
@@ -61,16 +66,27 @@ FRAME_SLACK = 4096
 RECORD_OVERHEAD = 24 + 2 + 64  # record prefix, header count, a little for header names
 
 
+Waiter = tuple["asyncio.Future[Any]", int, int]
+"""A future waiting on records of a batch: (future, index of its first record, record count).
+
+A count of 0 marks one ``publish``: its future gets a ``PublishResult``. A run
+of ``publish_many`` has its count, and its future gets ``(partition,
+offset of its first record)``: one future per run instead of per event.
+"""
+
+
 @dataclass(slots=True)
 class PendingBatch:
-    """Records on their way into one batch, and the futures of their publishes."""
+    """Records on their way into one batch, and the futures waiting on them."""
 
     builder: BatchBuilder = field(default_factory=BatchBuilder)
-    futures: list[asyncio.Future[PublishResult]] = field(default_factory=list)
+    waiters: list[Waiter] = field(default_factory=list)
     encoded: Encoded | None = None
+    count: int = 0
+    """Records in the batch (``len(builder)``, kept here because ``enqueue`` reads it every call)."""
 
     def __len__(self) -> int:
-        return len(self.builder)
+        return self.count
 
 
 @dataclass(slots=True)
@@ -119,7 +135,7 @@ class Producer:
         """Publishes not yet answered."""
         total = self._in_flight_count
         for queue in self._queues.values():
-            total += sum(len(batch) for batch in queue.sealed) + (len(queue.open) if queue.open else 0)
+            total += sum(batch.count for batch in queue.sealed) + (queue.open.count if queue.open else 0)
         return total
 
     # -- session hooks (called by the Client) ----------------------------------------------
@@ -140,16 +156,50 @@ class Producer:
 
     # -- publishing -----------------------------------------------------------------------
 
-    async def publish(
-        self, topic: str, data: Any, *, key: str | bytes | None = None, headers: HeadersIn | None = None
+    def publish(
+        self,
+        topic: str,
+        data: Any,
+        *,
+        key: str | bytes | None = None,
+        headers: HeadersIn | None = None,
+        timestamp: int | None = None,
+    ) -> Awaitable[PublishResult]:
+        """Queue one event; the awaitable resolves with its durable ack.
+
+        A plain function, not a coroutine: once the topic's partition count
+        is known (every publish but a topic's first), the event goes straight
+        into its batch and the caller awaits the batch's future, with no
+        coroutine of ours in between. Each coroutine layer cost about as much
+        as the rest of a publish. Errors still surface when the result is
+        awaited, as they would from a coroutine.
+        """
+        partitions = self._metadata.cached(topic)  # only names that passed check_topic are cached
+        if partitions is None:
+            return self._publish_looking_up(topic, data, key=key, headers=headers, timestamp=timestamp)
+        try:
+            return self.enqueue(topic, partitions, data, key=key, headers=headers, timestamp=timestamp)
+        except Exception as exc:  # raised on await, as from a coroutine, not at the call
+            failed: asyncio.Future[PublishResult] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            return failed
+
+    async def _publish_looking_up(
+        self,
+        topic: str,
+        data: Any,
+        *,
+        key: str | bytes | None,
+        headers: HeadersIn | None,
+        timestamp: int | None = None,
     ) -> PublishResult:
         partitions = await self._metadata.partitions(check_topic(topic))
         if partitions is None:
-            created = await self._publish_creating(topic, data, key=key, headers=headers)
+            created = await self._publish_creating(topic, data, key=key, headers=headers, timestamp=timestamp)
             if isinstance(created, PublishResult):
                 return created
             partitions = created
-        return await self.enqueue(topic, partitions, data, key=key, headers=headers)
+        return await self.enqueue(topic, partitions, data, key=key, headers=headers, timestamp=timestamp)
 
     async def publish_many(
         self,
@@ -161,7 +211,9 @@ class Producer:
     ) -> list[PublishResult]:
         pending = list(items)
         results: list[PublishResult] = []
-        partitions = await self._metadata.partitions(check_topic(topic))
+        partitions = self._metadata.cached(topic)
+        if partitions is None:
+            partitions = await self._metadata.partitions(check_topic(topic))
         if partitions is None and pending:
             created = await self._publish_creating(topic, pending[0], key=key, headers=headers)
             if isinstance(created, PublishResult):
@@ -174,11 +226,16 @@ class Producer:
             raise PublishError(
                 f"cannot publish to {topic}: the broker does not list it", reason="unknown_topic"
             )
-        futures = [self.enqueue(topic, partitions, item, key=key, headers=headers) for item in pending]
-        for outcome in await asyncio.gather(*futures, return_exceptions=True):
+        if not pending:
+            return results
+        values = [encode_data(item) for item in pending]
+        runs = self.enqueue_many(topic, partitions, values, encode_key(key), encode_headers(headers))
+        for outcome in await asyncio.gather(*(future for future, _ in runs), return_exceptions=True):
             if isinstance(outcome, BaseException):
                 raise outcome
-            results.append(outcome)
+        for future, count in runs:
+            partition, first = future.result()
+            results.extend(PublishResult(topic, partition, first + index) for index in range(count))
         return results
 
     def enqueue(
@@ -189,19 +246,24 @@ class Producer:
         *,
         key: str | bytes | None = None,
         headers: HeadersIn | None = None,
+        timestamp: int | None = None,
     ) -> asyncio.Future[PublishResult]:
-        """Add one record to its partition's open batch; the future resolves with the durable ack."""
+        """Add one record to its partition's open batch; the future resolves with the durable ack.
+
+        ``timestamp``: the record's producer time in ms since the epoch (now when None).
+        """
         if self._closed:
             raise NotConnected("the client is closed")
-        value, key_bytes, header_items = encode_data(data), encode_key(key), encode_headers(headers)
-        size = RECORD_OVERHEAD + len(value) + len(key_bytes or b"")
-        size += sum(len(name) + len(v) + 6 for name, v in header_items or ())
+        value = data if type(data) is bytes else encode_data(data)
+        key_bytes = key.encode() if isinstance(key, str) else key
+        header_items = encode_headers(headers) if headers else None
+        size = RECORD_OVERHEAD + len(value)
+        if key_bytes is not None:
+            size += len(key_bytes)
+        if header_items is not None:
+            size += sum(len(name) + len(v) + 6 for name, v in header_items)
         if size + HEADER_SIZE > self._frame_budget:
-            raise PublishError(
-                f"cannot publish to {topic}: a message of {size:,} bytes exceeds the broker's frame limit "
-                f"({self._frame_budget:,} bytes)",
-                reason="message_too_large",
-            )
+            raise _too_large(topic, size, self._frame_budget)
         if key_bytes is not None:
             partition = partition_for_key(key_bytes, partitions)
         else:
@@ -211,24 +273,100 @@ class Producer:
         queue = self._queues.get((topic, partition))
         if queue is None:
             queue = self._queues[(topic, partition)] = PartitionQueue(topic, partition)
+        config = self._config
         batch = queue.open
-        if batch is not None and len(batch) and batch.builder.size + size > self._config.max_batch_bytes:
+        if batch is not None and batch.count and batch.builder.size + size > config.max_batch_bytes:
             self._seal(queue)
             batch = None
+        elif batch is not None and batch.count and not batch.builder.fits(timestamp):
+            self._seal(queue)  # the batch format spans ~24 days of record times: old history starts anew
+            batch = None
         if batch is None:
-            batch = queue.open = PendingBatch()
-            loop = asyncio.get_running_loop()
-            if self._config.linger > 0:
-                queue.linger = loop.call_later(self._config.linger, self._linger_over, queue)
-            else:  # the end of this turn of the loop: every publish made in it joins the batch
-                queue.linger = loop.call_soon(self._linger_over, queue)
-        future: asyncio.Future[PublishResult] = asyncio.get_running_loop().create_future()
-        batch.builder.add(value, key=key_bytes, headers=header_items)
-        batch.futures.append(future)
-        if len(batch) >= self._config.max_batch_records or batch.builder.size >= self._config.max_batch_bytes:
+            batch = self._open(queue)
+        future: asyncio.Future[PublishResult] = self._loop.create_future()
+        batch.builder.add(value, key=key_bytes, headers=header_items, timestamp=timestamp)
+        batch.waiters.append((future, batch.count, 0))
+        batch.count += 1
+        if batch.count >= config.max_batch_records or batch.builder.size >= config.max_batch_bytes:
             self._seal(queue)
-        self._pump(queue)
+        if queue.task is None:
+            self._pump(queue)
         return future
+
+    def enqueue_many(
+        self,
+        topic: str,
+        partitions: int,
+        values: Sequence[bytes],
+        key: bytes | None,
+        headers: list[tuple[str, bytes]] | None,
+    ) -> list[tuple[asyncio.Future[tuple[int, int]], int]]:
+        """Add records to the open batches in runs; returns each run's future and record count, in order.
+
+        A run is as many records as fit the open batch of the partition (by
+        key, or the sticky one) within ``max_batch_records`` and
+        ``max_batch_bytes``; a full batch is sealed and, for keyless records,
+        the next run goes to the next partition, as single publishes would.
+        """
+        if self._closed:
+            raise NotConnected("the client is closed")
+        config = self._config
+        per_record = RECORD_OVERHEAD + (len(key) if key is not None else 0)
+        if headers:
+            per_record += sum(len(name) + len(v) + 6 for name, v in headers)
+        largest = max(map(len, values)) + per_record
+        if largest + HEADER_SIZE > self._frame_budget:
+            raise _too_large(topic, largest, self._frame_budget)
+        ends = list(accumulate(len(value) + per_record for value in values))  # bytes up to each record
+        runs: list[tuple[asyncio.Future[tuple[int, int]], int]] = []
+        start = 0
+        while start < len(values):
+            if key is not None:
+                partition = partition_for_key(key, partitions)
+            else:
+                partition = self._sticky.get(topic, -1)
+                if not 0 <= partition < partitions:
+                    partition = self._sticky[topic] = random.randrange(partitions)
+            queue = self._queues.get((topic, partition))
+            if queue is None:
+                queue = self._queues[(topic, partition)] = PartitionQueue(topic, partition)
+            batch = queue.open if queue.open is not None else self._open(queue)
+            before = ends[start - 1] if start else 0
+            room = config.max_batch_bytes - batch.builder.size
+            stop = min(
+                bisect_right(ends, before + room, lo=start),
+                start + config.max_batch_records - batch.count,
+                len(values),
+            )
+            if stop <= start:
+                if batch.count:  # the open batch is full: seal it and go on with the next one
+                    self._seal(queue)
+                    continue
+                stop = start + 1  # one record larger than max_batch_bytes goes alone
+            future: asyncio.Future[tuple[int, int]] = self._loop.create_future()
+            batch.waiters.append((future, batch.count, stop - start))
+            batch.builder.add_many(values[start:stop], key=key, headers=headers)
+            batch.count += stop - start
+            runs.append((future, stop - start))
+            start = stop
+            if batch.count >= config.max_batch_records or batch.builder.size >= config.max_batch_bytes:
+                self._seal(queue)
+            if queue.task is None:
+                self._pump(queue)
+        return runs
+
+    def _open(self, queue: PartitionQueue) -> PendingBatch:
+        """Start the partition's open batch and schedule the end of its linger."""
+        batch = queue.open = PendingBatch()
+        if self._config.linger > 0:
+            queue.linger = self._loop.call_later(self._config.linger, self._linger_over, queue)
+        else:  # the end of this turn of the loop: every publish made in it joins the batch
+            queue.linger = self._loop.call_soon(self._linger_over, queue)
+        return batch
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
 
     async def flush(self) -> None:
         """Send everything now, without waiting for linger, and wait for every answer."""
@@ -257,7 +395,13 @@ class Producer:
             _fail(batches, reason)
 
     async def _publish_creating(
-        self, topic: str, data: Any, *, key: str | bytes | None, headers: HeadersIn | None
+        self,
+        topic: str,
+        data: Any,
+        *,
+        key: str | bytes | None,
+        headers: HeadersIn | None,
+        timestamp: int | None = None,
     ) -> PublishResult | int:
         """Publish to a topic the broker does not list, letting the broker create it and place the record.
 
@@ -269,8 +413,10 @@ class Producer:
             if partitions is not None:
                 return partitions  # created by the publish that held the lock before us
             builder = BatchBuilder()
-            builder.add(encode_data(data), key=encode_key(key), headers=encode_headers(headers))
-            batch = PendingBatch(builder)
+            builder.add(
+                encode_data(data), key=encode_key(key), headers=encode_headers(headers), timestamp=timestamp
+            )
+            batch = PendingBatch(builder, count=1)
             queue = PartitionQueue(topic, None)
             self._sequencer.forget_topic(topic)
             try:
@@ -331,7 +477,7 @@ class Producer:
     # -- sending and answers --------------------------------------------------------------
 
     async def _deliver(self, queue: PartitionQueue, batches: list[PendingBatch]) -> None:
-        records = sum(len(batch) for batch in batches)
+        records = sum(batch.count for batch in batches)
         self._in_flight_count += records
         try:
             self._complete(queue, batches, await self._send(queue, batches))
@@ -408,14 +554,18 @@ class Producer:
             return
         last_appended: Encoded | None = None
         rejected = False
+        topic = queue.topic
         for batch, result in zip(batches, answer.results, strict=True):
             if isinstance(result, Appended):
                 last_appended = batch.encoded
-                for index, future in enumerate(batch.futures):
-                    if not future.done():
-                        future.set_result(
-                            PublishResult(queue.topic, result.partition, result.base_offset + index)
-                        )
+                partition, base = result.partition, result.base_offset
+                for future, index, count in batch.waiters:
+                    if future.done():
+                        continue
+                    if count:
+                        future.set_result((partition, base + index))
+                    else:
+                        future.set_result(PublishResult(topic, partition, base + index))
             else:
                 rejected = True
                 if result.code == "unknown_topic":
@@ -427,9 +577,17 @@ class Producer:
             self._sequencer.rewind(queue.key, sent, last_appended)
 
 
+def _too_large(topic: str, size: int, budget: int) -> PublishError:
+    return PublishError(
+        f"cannot publish to {topic}: a message of {size:,} bytes exceeds the broker's frame limit "
+        f"({budget:,} bytes)",
+        reason="message_too_large",
+    )
+
+
 def _fail(batches: Iterable[PendingBatch], exc: BaseException) -> None:
     for batch in batches:
-        for future in batch.futures:
+        for future, _, _ in batch.waiters:
             if not future.done():
                 future.set_exception(exc)
                 future.exception()  # mark retrieved: a caller that gave up must not cause a warning

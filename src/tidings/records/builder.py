@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 from tidings.errors import InvalidBatchError
 from tidings.records import layout as L
 from tidings.records.batch import BatchHeader, Buffer, check_batch, crc32c
 
 Headers = Mapping[str, bytes] | Sequence[tuple[str, bytes]]
+
+_Queued = tuple[bytes | None, bytes, bytes, int]
+"""A record waiting in a builder: key, value, encoded headers, producer time (ms)."""
+
+_records_build_c: Callable[[list[_Queued], int, int, int], bytes | None] | None
+try:  # the same encoding in one C pass; ``BatchBuilder._build_python`` is the reference
+    from tidings._speedups import records_build as _records_build_c
+except ImportError:  # pragma: no cover - the extension is optional
+    _records_build_c = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +105,31 @@ class BatchBuilder:
     """Accumulates records, then encodes them into one batch in a single pass.
 
     ``size`` is known before ``build`` so a producer can cap batches by bytes.
+    Encoding runs in C when ``tidings._speedups`` is built (one pass, no
+    per-record Python work: the producer's largest cost before), else in
+    Python; both give the same bytes.
     """
 
-    _records: list[tuple[bytes | None, bytes, bytes, int]] = field(default_factory=list)
+    _records: list[_Queued] = field(default_factory=list)
     size: int = L.HEADER_SIZE
+    _low: int | None = None
+    _high: int | None = None
+    """The smallest and largest record times given explicitly (copies of history carry old ones)."""
 
     def __len__(self) -> int:
         return len(self._records)
+
+    def fits(self, timestamp: int | None) -> bool:
+        """Whether a record at ``timestamp`` (None: now) keeps the batch within the format's time span.
+
+        Records of one batch store their times as 31-bit deltas from the smallest (about 24 days);
+        a producer seals the batch and starts another when a record would not fit. Only batches
+        holding an explicit time need the check: times of "now" within one batch are close.
+        """
+        if self._low is None or self._high is None:
+            return True
+        stamp = now_ms() if timestamp is None else timestamp
+        return max(self._high, stamp) - min(self._low, stamp) <= L.MAX_TIMESTAMP_DELTA
 
     def add(
         self,
@@ -113,9 +141,43 @@ class BatchBuilder:
     ) -> int:
         """Queue one record; returns the batch's size in bytes with it included."""
         encoded_headers = encode_headers(headers)
-        stamp = now_ms() if timestamp is None else timestamp
+        if timestamp is None:
+            stamp = now_ms()
+            if self._low is not None:  # a batch with explicit times tracks the span of all its times
+                self._note(stamp)
+        else:
+            stamp = timestamp
+            if self._low is None and self._records:
+                first = min(record[3] for record in self._records)
+                last = max(record[3] for record in self._records)
+                self._low, self._high = first, last
+            self._note(stamp)
         self._records.append((key, value, encoded_headers, stamp))
         self.size += L.RECORD_PREFIX_SIZE + len(key or b"") + len(value) + len(encoded_headers)
+        return self.size
+
+    def _note(self, stamp: int) -> None:
+        self._low = stamp if self._low is None else min(self._low, stamp)
+        self._high = stamp if self._high is None else max(self._high, stamp)
+
+    def add_many(
+        self,
+        values: Sequence[bytes],
+        *,
+        key: bytes | None = None,
+        headers: Headers | None = None,
+        timestamp: int | None = None,
+    ) -> int:
+        """Queue one record per value, all with the same key, headers and time; returns the size.
+
+        The batch call of a producer: the headers are encoded once and the
+        records are queued without a Python-level loop.
+        """
+        encoded_headers = encode_headers(headers)
+        stamp = now_ms() if timestamp is None else timestamp
+        self._records.extend(zip(repeat(key), values, repeat(encoded_headers), repeat(stamp)))
+        per_record = L.RECORD_PREFIX_SIZE + len(key or b"") + len(encoded_headers)
+        self.size += per_record * len(values) + sum(map(len, values))
         return self.size
 
     def build(
@@ -129,6 +191,19 @@ class BatchBuilder:
 
         ``first_timestamp`` is the smallest record time, so every delta is >= 0.
         """
+        if not self._records:
+            raise InvalidBatchError("cannot build a batch with no records")
+        if _records_build_c is not None:
+            built = _records_build_c(self._records, producer_id, producer_epoch, base_sequence)
+            if built is not None:
+                return built
+            # None: the batch breaks a limit of the format; the Python encoder says which
+        return self._build_python(
+            producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence
+        )
+
+    def _build_python(self, *, producer_id: int, producer_epoch: int, base_sequence: int) -> bytes:
+        """The reference encoding (and the fallback without the C extension)."""
         if not self._records:
             raise InvalidBatchError("cannot build a batch with no records")
         stamps = [record[3] for record in self._records]
@@ -177,29 +252,43 @@ def build_batch(
 
 
 def iter_records(buf: Buffer, position: int = 0, header: BatchHeader | None = None) -> Iterator[Record]:
-    """Decode the records of the (already checked, unless ``header`` is None) batch at ``position``."""
+    """Decode the records of the (already checked, unless ``header`` is None) batch at ``position``.
+
+    Every consumer runs this for every record it receives, so the loop keeps
+    per-record work to one prefix unpack, two slices and the ``Record``:
+    slices come straight from ``bytes`` (one copy each, no memoryview
+    objects), and records without headers skip the headers decoder.
+    """
     if header is None:
         header = check_batch(buf, position)
-    view = memoryview(buf)
+    data = buf if isinstance(buf, bytes) else memoryview(buf)
     cursor = position + L.HEADER_SIZE
     end = position + header.length
     unpack = L.RECORD_PREFIX.unpack_from
+    prefix, no_key = L.RECORD_PREFIX_SIZE, L.NO_KEY
+    base_offset, first_timestamp, append_time = header.base_offset, header.first_timestamp, header.append_time
+    base_sequence = header.base_sequence if header.idempotent else None
     for _ in range(header.record_count):
-        if end - cursor < L.RECORD_PREFIX_SIZE:
+        if end - cursor < prefix:
             raise InvalidBatchError(f"record truncated at position {cursor}")
-        length, delta, ts_delta, key_len, value_len, headers_len = unpack(view, cursor)
-        if cursor + length > end or length < L.RECORD_PREFIX_SIZE:
+        length, delta, ts_delta, key_len, value_len, headers_len = unpack(data, cursor)
+        if cursor + length > end or length < prefix:
             raise InvalidBatchError(f"record at position {cursor} runs past its batch")
-        start = cursor + L.RECORD_PREFIX_SIZE
-        key_end = start + max(key_len, 0)
+        start = cursor + prefix
+        if key_len == no_key:
+            key = None
+            key_end = start
+        else:
+            key_end = start + max(key_len, 0)
+            key = bytes(data[start:key_end])
         value_end = key_end + value_len
         yield Record(
-            offset=header.base_offset + delta,
-            timestamp=header.first_timestamp + ts_delta,
-            key=None if key_len == L.NO_KEY else bytes(view[start:key_end]),
-            value=bytes(view[key_end:value_end]),
-            headers=decode_headers(view[value_end : value_end + headers_len]),
-            append_time=header.append_time,
-            sequence=(header.base_sequence + delta) if header.idempotent else -1,
+            base_offset + delta,
+            first_timestamp + ts_delta,
+            key,
+            bytes(data[key_end:value_end]),
+            decode_headers(data[value_end : value_end + headers_len]) if headers_len else (),
+            append_time,
+            -1 if base_sequence is None else base_sequence + delta,
         )
         cursor += length

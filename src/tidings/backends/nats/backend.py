@@ -45,7 +45,7 @@ from tidings.backends.nats.delivery import NatsDelivery, NatsRequest
 from tidings.backends.nats.errors import STREAM_NOT_FOUND, api_code, translate, translated
 from tidings.backends.nats.patterns import PatternSubscription
 from tidings.backends.nats.publishing import Publisher
-from tidings.backends.nats.streams import Streams, TopicInfo, check_topic
+from tidings.backends.nats.streams import TOPIC_METADATA, Streams, TopicInfo, check_topic
 from tidings.backends.nats.subscription import NatsSubscription
 from tidings.errors import (
     ConnectFailed,
@@ -421,6 +421,23 @@ class NatsBackend:
             with translated("opening the partition locks bucket"):
                 self._locks = await ownership.locks_bucket(js, self.config.member_ttl, self.config.replicas)
         return self._locks
+
+    async def list_topics(self) -> dict[str, int]:
+        """The Tidings streams of the account (``TIDINGS_*``), by topic, with their partition counts."""
+        _, js, _, _ = self._parts()
+        topics: dict[str, int] = {}
+        offset = 0
+        while True:
+            with translated("listing the topics"):
+                page = await js.streams_info(offset=offset)
+            for stream in page:
+                metadata = stream.config.metadata or {}
+                topic = metadata.get(TOPIC_METADATA)
+                if topic and stream.config.name == naming.stream_name(topic):
+                    topics[topic] = len(stream.config.subjects or ()) or 1
+            if not page:
+                return topics
+            offset += len(page)
 
     async def topic_end_offsets(self, topic: str) -> dict[int, int]:
         """Per partition, one past the last sequence stored on its subject (0 for an empty partition).

@@ -92,7 +92,10 @@ def outgoing_headers(
     msg_id: str | None,
     now: datetime | None = None,
 ) -> dict[str, str]:
-    """The NATS headers of a message to store (``msg_id`` None: a generated id, hidden on delivery)."""
+    """The NATS headers of a message to store (``msg_id`` None: a generated id, hidden on delivery).
+
+    ``now`` is the producer's time to record (``OutgoingMessage.timestamp``); the clock's when None.
+    """
     out: dict[str, str] = {}
     for name, value in (headers or {}).items():
         check_header_name(name)

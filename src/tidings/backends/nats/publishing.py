@@ -91,7 +91,9 @@ class Publisher:
     def prepare(self, info: TopicInfo, message: OutgoingMessage, nats_id: str | None = None) -> Prepared:
         """``nats_id``: a ``Nats-Msg-Id`` to store verbatim (dead letters), instead of ``msg_id``'s."""
         partition = choose_partition(message.key, info.partitions, next(self._turns))
-        headers = codec.outgoing_headers(message.headers, key=message.key, msg_id=message.msg_id)
+        headers = codec.outgoing_headers(
+            message.headers, key=message.key, msg_id=message.msg_id, now=message.timestamp
+        )
         if nats_id is not None:
             headers[codec.MSG_ID] = nats_id
         return Prepared(

@@ -325,6 +325,9 @@ class RedisBackend:
     async def group_offsets(self, group: str, topic: str) -> dict[int, int]:
         return await self._open.groups.committed(group, topic)
 
+    async def list_topics(self) -> dict[str, int]:
+        return await self._open.groups.list_topics()
+
 
 def _implements_the_contract(
     backend: RedisBackend,

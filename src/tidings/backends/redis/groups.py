@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from tidings.backends.base import GroupMode, StartPosition
 from tidings.backends.redis.config import RedisConfig
 from tidings.backends.redis.errors import is_busy_group, is_no_group
-from tidings.backends.redis.keys import Keys, StreamId, time_start_id
+from tidings.backends.redis.keys import Keys, StreamId, meta_pattern, time_start_id, topic_of_meta
 from tidings.backends.redis.publisher import Topics
 from tidings.backends.redis.retry import retrying
 from tidings.backends.redis.scripts import Scripts
@@ -113,6 +113,22 @@ class Groups:
                 await self._scripts.reset(keys=[stream, keys.delay(group, partition)], args=[group])
 
         await self._retrying(reset, f"resetting group {group!r} on {topic!r}")
+
+    async def list_topics(self) -> dict[str, int]:
+        """Every topic under the prefix (a meta hash each), with its partition count."""
+
+        async def scan() -> list[str]:
+            found = []
+            async for key in self._client.scan_iter(
+                match=meta_pattern(self._config.prefix), count=1000, _type="HASH"
+            ):
+                topic = topic_of_meta(self._config.prefix, _text(key))
+                if topic is not None:
+                    found.append(topic)
+            return sorted(found)
+
+        names: list[str] = await self._retrying(scan, "listing the topics")
+        return {topic: await self._topics.partitions(topic, create=False) for topic in names}
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
         keys = self._keys(topic)

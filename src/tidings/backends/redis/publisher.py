@@ -146,8 +146,9 @@ class RedisPublisher:
                 partition = partition_for_key(key, partitions)
             else:
                 partition = next(self._round_robin) % partitions
+            stamp = now if message.timestamp is None else int(message.timestamp.timestamp() * 1000)
             fields = entry_fields(
-                bytes(message.data), key, encode_headers(message.headers), message.msg_id, now
+                bytes(message.data), key, encode_headers(message.headers), message.msg_id, stamp
             )
             if message.msg_id is not None:
                 dedupe = keys.msg_id(message.msg_id)

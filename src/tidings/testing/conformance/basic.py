@@ -218,3 +218,22 @@ def _check_key_order(deliveries: list[Delivery]) -> None:
         seen[key].append(int(number))
     for key, numbers in seen.items():
         check(numbers == list(range(len(numbers))), f"key {key} delivered out of order: {numbers}")
+
+
+@scenario()
+async def publish_batch_keeps_given_timestamps(h: Harness) -> None:
+    """An OutgoingMessage's timestamp (the producer's time, as a copy of history gives it) is the
+    delivery's timestamp, to the millisecond; messages without one get the time of publishing."""
+    backend = await h.backend()
+    topic = await h.topic(backend, "stamped")
+    subscription = await h.subscribe(backend, topic, group=h.name("g"))
+    then = datetime(2025, 6, 7, 8, 9, 10, 123_000, tzinfo=UTC)
+    before = datetime.now(UTC)
+    await backend.publish_batch(
+        topic, [OutgoingMessage(b"old", key="k", timestamp=then), OutgoingMessage(b"new", key="k")]
+    )
+    old, new = await h.receive_many(subscription, 2)
+    got = old.timestamp.replace(microsecond=old.timestamp.microsecond // 1000 * 1000)
+    check(got == then, f"the given timestamp {then.isoformat()} came back as {old.timestamp.isoformat()}")
+    slack = timedelta(seconds=30)
+    check(before - slack <= new.timestamp <= datetime.now(UTC) + slack, f"timestamp of now: {new.timestamp}")
