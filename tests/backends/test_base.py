@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import inspect
 from datetime import datetime
 
@@ -19,6 +20,7 @@ from tidings.backends.base import (
     open_backend,
     redact,
     register_backend,
+    url_options,
 )
 from tidings.backends.memory import MemoryBackend
 from tidings.backends.tidings import CAPABILITIES, TidingsBackend
@@ -209,3 +211,24 @@ def test_bad_start_positions(start):
 def test_bad_subscription_arguments(mode, prefetch, ack_deadline, max_deliveries):
     with pytest.raises(InvalidArgument):
         check_subscription(mode, "latest", prefetch, ack_deadline, max_deliveries)
+
+
+def test_url_options_are_typed_by_the_config_and_code_wins():
+    @dataclasses.dataclass
+    class Config:
+        url: str
+        service: str
+        replicas: int = 1
+        window: float = 1.0
+        strict: bool = False
+        name: str | None = None
+
+    url, options = url_options("x://a:1,b:2/db?replicas=3&window=0.5&strict=true&name=n", Config)
+    assert url == "x://a:1,b:2/db" and options == {"replicas": 3, "window": 0.5, "strict": True, "name": "n"}
+    assert url_options("x://a:1", Config) == ("x://a:1", {})
+    with pytest.raises(InvalidBackendConfig, match="unknown option 'replica'"):
+        url_options("x://a?replica=3", Config)
+    with pytest.raises(InvalidBackendConfig, match="strict='maybe'"):
+        url_options("x://a?strict=maybe", Config)
+    with pytest.raises(InvalidBackendConfig, match="unknown option 'service'"):
+        url_options("x://a?service=other", Config)

@@ -37,6 +37,7 @@ adds one without touching this module; built-in schemes are loaded lazily.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -44,7 +45,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, Literal, Protocol, Self, runtime_checkable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from tidings.backends.capabilities import Capabilities, capability_docs, capability_names
 from tidings.errors import InvalidArgument, InvalidBackendConfig, UnknownBackend
@@ -83,6 +84,7 @@ __all__ = [
     "open_backend",
     "redact",
     "register_backend",
+    "url_options",
 ]
 
 StartPosition = Literal["earliest", "latest"] | int | datetime
@@ -442,6 +444,40 @@ def open_backend(url: str, *, service: str, **options: Any) -> Backend:
         _openers[scheme] = opener
     backend: Backend = opener(url, service=service, **options)
     return backend
+
+
+def url_options(url: str, config: type) -> tuple[str, dict[str, Any]]:
+    """``url`` without its query, and the query as options of dataclass ``config``, typed by its fields.
+
+    ``nats://a:4222,b:4222?replicas=3&partitions=6`` configures a backend where only a URL can be
+    given (``$TIDINGS_URL``, ``make demo BROKER=...``). Values are converted to the field's type
+    (int, float, bool as true/false/1/0, str); an unknown name or a bad value raises
+    ``InvalidBackendConfig`` naming it. Options passed in code win over the query.
+    """
+    parts = urlsplit(url)
+    if not parts.query:
+        return url, {}
+    hints = {f.name: f.type for f in dataclasses.fields(config)}
+    options: dict[str, Any] = {}
+    for name, raw in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
+        kind = str(hints.get(name, ""))
+        if name not in hints or name in ("url", "service"):
+            known = ", ".join(sorted(set(hints) - {"url", "service"}))
+            raise InvalidBackendConfig(f"unknown option {name!r} in {redact(url)!r} (options: {known})")
+        try:
+            if kind.startswith("bool"):
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(raw)
+                options[name] = raw.lower() in ("true", "1", "yes")
+            elif kind.startswith("int"):
+                options[name] = int(raw)
+            elif kind.startswith("float"):
+                options[name] = float(raw)
+            else:
+                options[name] = raw
+        except ValueError:
+            raise InvalidBackendConfig(f"option {name}={raw!r} in {redact(url)!r} is not a {kind}") from None
+    return urlunsplit(parts._replace(query="")), options
 
 
 def redact(url: str) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from tidings.backends.base import redact
+from tidings.backends.base import redact, url_options
 from tidings.errors import InvalidBackendConfig
 
 SyncCheck = Literal["warn", "require", "off"]
@@ -62,7 +62,10 @@ class NatsConfig:
 
     @classmethod
     def from_url(cls, url: str, *, service: str, **options: Any) -> NatsConfig:
-        """``url``, ``service`` and ``options`` (field names); ``InvalidBackendConfig`` for a bad one."""
+        """``url`` (options may also come as its query: ``?replicas=3``), ``service`` and ``options``
+        (field names); ``InvalidBackendConfig`` for a bad one."""
+        url, from_query = url_options(url, cls)
+        options = {**from_query, **options}
         known = {f.name for f in dataclasses.fields(cls)} - {"url", "service"}
         unknown = sorted(set(options) - known)
         if unknown:

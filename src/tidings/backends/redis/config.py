@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from tidings.backends.base import redact
+from tidings.backends.base import redact, url_options
 from tidings.errors import InvalidBackendConfig
 
 
@@ -83,7 +83,10 @@ class RedisConfig:
 
     @classmethod
     def from_url(cls, url: str, *, service: str, **options: Any) -> RedisConfig:
-        """``url``, ``service`` and ``options`` (field names); ``InvalidBackendConfig`` for an unknown one."""
+        """``url`` (options may also come as its query: ``?retention=100000``), ``service`` and
+        ``options`` (field names); ``InvalidBackendConfig`` for an unknown one."""
+        url, from_query = url_options(url, cls)
+        options = {**from_query, **options}
         cls.check_options(options, redact(url))
         try:
             return cls(url=url, service=service, **options)
