@@ -123,7 +123,11 @@ async def test_subscriptions_are_resubscribed_with_their_group_and_remaining_cre
     await asyncio.sleep(0)  # offset 2 is still buffered, so acks wait for the interval...
     sub.flush()  # ...or a flush
     ack = await again.receive(Ack)
-    assert ack.offsets[0].ranges == (OffsetRange(first=0, last=1),)
+    # each settlement names the delivery it answers: offset 0 its first, offset 1 its second
+    assert [(group.ranges, group.delivery) for group in ack.offsets] == [
+        ((OffsetRange(first=0, last=0),), 1),
+        ((OffsetRange(first=1, last=1),), 2),
+    ]
     assert (await again.receive(Credit)).credits == 2
     assert (await waiting).offset == 2
     await close(client, again)
@@ -200,7 +204,9 @@ async def test_acks_waiting_to_be_coalesced_are_flushed_into_a_draining_brokers_
     while not isinstance(sent[-1], Close):
         sent.append(await broker.receive())
     acks = [frame.offsets for frame in sent if isinstance(frame, Ack)]
-    assert acks == [(PartitionRanges(topic="orders", partition=0, ranges=(OffsetRange(first=0, last=0),)),)]
+    assert acks == [
+        (PartitionRanges(topic="orders", partition=0, ranges=(OffsetRange(first=0, last=0),), delivery=1),)
+    ]
     assert sent[-1] == Close(reason="broker closed")
     again = ScriptedBroker(await listener.accept())
     await again.handshake()

@@ -119,7 +119,7 @@ async def test_acks_are_coalesced_into_ranges_and_credits_given_back(listener):
     await messages[150].ack()
     ack = await broker.receive(Ack)
     assert ack.offsets == (
-        PartitionRanges(topic="orders", partition=0, ranges=(OffsetRange(first=0, last=199),)),
+        PartitionRanges(topic="orders", partition=0, ranges=(OffsetRange(first=0, last=199),), delivery=1),
     )
     assert await broker.receive(Credit) == Credit(subscription_id=sub.id, credits=200)
     await broker.nothing()

@@ -54,15 +54,20 @@ def offset_ranges(draw: st.DrawFn) -> tuple[PartitionRanges, ...]:
     base = draw(st.integers(0, INT64 - 10_000))
     groups = draw(
         st.lists(
-            st.tuples(topics, partitions, st.lists(st.integers(0, 9_999), min_size=1, max_size=30)),
+            st.tuples(
+                topics,
+                partitions,
+                st.lists(st.integers(0, 9_999), min_size=1, max_size=30),
+                st.integers(0, 2**32 - 1),
+            ),
             min_size=1,
             max_size=3,
-            unique_by=lambda g: (g[0], g[1]),
+            unique_by=lambda g: (g[0], g[1], g[3]),
         )
     )
     return tuple(
-        PartitionRanges(topic=t, partition=p, ranges=coalesce(base + o for o in offs))
-        for t, p, offs in groups
+        PartitionRanges(topic=t, partition=p, ranges=coalesce(base + o for o in offs), delivery=d)
+        for t, p, offs, d in groups
     )
 
 

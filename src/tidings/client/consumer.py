@@ -7,7 +7,10 @@ are ever held by the client, delivered and unsettled, however slow the
 handler is, and the broker's memory per consumer is bounded too.
 
 Acks are per message on the wire too, but sent as coalesced offset ranges
-(``partition_ranges``). Settlements collect in the subscription and go out
+(``delivery_ranges``), tagged with the delivery each message came with, so
+an ack that reaches the broker after the message was redelivered (its
+handler overran the ack deadline) is ignored instead of settling the newer
+delivery. Settlements collect in the subscription and go out
 as one Ack (plus one Nack per (delay, reason), one Term per reason, and one
 Credit for all of them) when any of these holds:
 
@@ -71,13 +74,13 @@ from tidings.protocol import (
     Term,
     Unsubscribe,
     Unsubscribed,
-    partition_ranges,
+    delivery_ranges,
 )
 from tidings.records import BatchBuilder, iter_records
 
 log = logging.getLogger("tidings.client")
 
-Position = tuple[str, int, int]  # (topic, partition, offset)
+Position = tuple[str, int, int, int]  # (topic, partition, offset, delivery)
 
 
 class SubscriptionState(enum.Enum):
@@ -208,14 +211,14 @@ class Subscription:
             return  # kept for the next connection, after (re)subscribing
         try:
             if self._acks:
-                conn.send(Ack(subscription_id=self.id, offsets=partition_ranges(self._acks)))
+                conn.send(Ack(subscription_id=self.id, offsets=delivery_ranges(self._acks)))
                 self._acks.clear()
             for (delay_ms, reason), positions in list(self._nacks.items()):
-                offsets = partition_ranges(positions)
+                offsets = delivery_ranges(positions)
                 conn.send(Nack(subscription_id=self.id, offsets=offsets, delay_ms=delay_ms, reason=reason))
                 del self._nacks[(delay_ms, reason)]
             for reason, positions in list(self._terms.items()):
-                conn.send(Term(subscription_id=self.id, offsets=partition_ranges(positions), reason=reason))
+                conn.send(Term(subscription_id=self.id, offsets=delivery_ranges(positions), reason=reason))
                 del self._terms[reason]
             self._waiting = 0
             if self._owed and self.state is SubscriptionState.ACTIVE:
@@ -227,7 +230,7 @@ class Subscription:
     # -- settling (called by Message) -------------------------------------------------------
 
     def settle(self, message: Message, how: Settlement, *, delay: float, reason: str | None) -> None:
-        position = (message.topic, message.partition, message.offset)
+        position = (message.topic, message.partition, message.offset, message.delivery_count)
         if how == "ack":
             self._acks.append(position)
         elif how == "nack":
@@ -384,11 +387,11 @@ class Subscription:
             exc,
         )
         positions = [
-            (frame.topic, frame.partition, offset)
+            (frame.topic, frame.partition, offset, span.delivery)
             for span in frame.spans
             for offset in range(span.first, span.last + 1)
         ]
         self._nacks[(0, "corrupt batch")].extend(positions)
-        self._owed += len(set(positions))
+        self._owed += len({position[2] for position in positions})
         self._waiting += 1
         self.flush()

@@ -74,7 +74,7 @@ from tidings.protocol.frames import (
     error_frame,
 )
 from tidings.protocol.names import is_topic_name, is_topic_pattern, topic_matches
-from tidings.protocol.ranges import OffsetRange, PartitionRanges, coalesce, partition_ranges
+from tidings.protocol.ranges import OffsetRange, PartitionRanges, coalesce, delivery_ranges, partition_ranges
 from tidings.protocol.state import Role, State
 from tidings.protocol.values import (
     MIN_FRAME_SIZE,
@@ -168,6 +168,7 @@ __all__ = [
     "Welcome",
     "coalesce",
     "decode_frame",
+    "delivery_ranges",
     "encode",
     "encode_bytes",
     "error_frame",

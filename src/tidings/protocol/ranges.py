@@ -19,6 +19,17 @@ The canonical form is required on the wire, and ``coalesce`` and
 last + 1``). (Topic, partition) pairs are unique within a frame. So the
 broker can trust that no message is settled twice by one frame, and can
 count messages without expanding the ranges.
+
+**Delivery tags.** ``PartitionRanges.delivery`` names the delivery the
+sender settles: the ``DeliverySpan.delivery`` the messages came with. The
+broker settles a message only if that is still its current delivery, so an
+ack that arrives after the message was redelivered (to anyone, the sender
+included) is stale and ignored rather than settling the newer delivery. The
+messages of one partition are grouped per delivery, so (topic, partition,
+delivery) is unique within a frame; first deliveries, the common case, stay
+one group per partition. ``delivery=0`` means "whichever delivery is
+current": what clients that predate the tag send (the field is appended to
+the array, and a missing trailing field decodes as its default).
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
-from tidings.protocol.values import Offset, Partition, TopicName, Value
+from tidings.protocol.values import Count, Offset, Partition, TopicName, Value
 
 
 class OffsetRange(Value, frozen=True, kw_only=True):
@@ -53,6 +64,8 @@ class PartitionRanges(Value, frozen=True, kw_only=True):
     topic: TopicName
     partition: Partition
     ranges: tuple[OffsetRange, ...]
+    delivery: Count = 0
+    """The delivery these settlements answer (``DeliverySpan.delivery``); 0: untagged, the current one."""
 
     def __post_init__(self) -> None:
         check_canonical(self.ranges)
@@ -119,13 +132,32 @@ def partition_ranges(messages: Iterable[tuple[str, int, int]]) -> tuple[Partitio
     )
 
 
+def delivery_ranges(messages: Iterable[tuple[str, int, int, int]]) -> tuple[PartitionRanges, ...]:
+    """Group ``(topic, partition, offset, delivery)`` into canonical, delivery-tagged ``PartitionRanges``.
+
+    What the client acks with: one group per (topic, partition, delivery),
+    sorted, so equal inputs encode to equal bytes. An offset named under two
+    deliveries stays in both groups; the broker settles at most the current one.
+    """
+    by_delivery: defaultdict[tuple[str, int, int], list[int]] = defaultdict(list)
+    for topic, partition, offset, delivery in messages:
+        by_delivery[topic, partition, delivery].append(offset)
+    return tuple(
+        PartitionRanges(topic=topic, partition=partition, ranges=coalesce(offsets), delivery=delivery)
+        for (topic, partition, delivery), offsets in sorted(by_delivery.items())
+    )
+
+
 def check_unique_partitions(groups: tuple[PartitionRanges, ...]) -> None:
-    """Raise ``ValueError`` if one (topic, partition) appears twice, or nothing is named at all."""
+    """Raise ``ValueError`` if one (topic, partition, delivery) appears twice, or nothing is named at all."""
     if not groups:
         raise ValueError("no partitions")
-    seen: set[tuple[str, int]] = set()
+    seen: set[tuple[str, int, int]] = set()
     for group in groups:
-        key = (group.topic, group.partition)
+        key = (group.topic, group.partition, group.delivery)
         if key in seen:
-            raise ValueError(f"partition {group.topic}/{group.partition} appears twice (merge its ranges)")
+            raise ValueError(
+                f"partition {group.topic}/{group.partition} (delivery {group.delivery}) appears twice "
+                "(merge its ranges)"
+            )
         seen.add(key)

@@ -23,7 +23,10 @@ ending with a suffix (``".log"``, ``".index"``, ``"recovery-checkpoint.tmp"``).
 
 ``FaultyFileSystem(lose_unsynced=True)`` models a power cut for a process
 that is then killed: bytes reach the real file only when their file is synced
-(see ``FaultyFile``). Directory changes (create, rename, remove) are applied
+(see ``FaultyFile``). ``power_cut()`` does it in-process, at the moment it is
+called: every byte not yet synced, in every file, is dropped, as if the
+machine lost power; the reliability suite then reopens the directory with a
+plain file system and counts what survived. Directory changes (create, rename, remove) are applied
 at once, as a journaling file system makes them durable by the directory fsync.
 """
 
@@ -32,6 +35,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -62,7 +66,7 @@ class FaultyFile:
     lands during a ``sync`` leaves a torn write.
     """
 
-    __slots__ = ("_faults", "_inner", "_lock", "_pending", "path")
+    __slots__ = ("__weakref__", "_faults", "_inner", "_lock", "_pending", "path")
 
     def __init__(self, inner: File, faults: FaultyFileSystem) -> None:
         self._inner = inner
@@ -107,6 +111,13 @@ class FaultyFile:
         self._inner.sync()
         self._faults.syncs += 1
 
+    def drop_unsynced(self) -> int:
+        """Forget every byte not yet synced (a power cut); returns how many were dropped."""
+        with self._lock:
+            dropped = sum(len(chunk) for _, chunk in self._pending)
+            self._pending.clear()
+            return dropped
+
     def _apply(self) -> None:
         with self._lock:
             for at, chunk in self._pending:
@@ -142,6 +153,7 @@ class FaultyFileSystem:
         self.refused = 0  # writes that met a full disk
         self.write_fault = _Fault(errno.EIO, 0, "")
         self.sync_fault = _Fault(errno.EIO, 0, "")
+        self._open: weakref.WeakSet[FaultyFile] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         space = "unlimited" if self.space is None else f"{self.space} bytes"
@@ -174,6 +186,15 @@ class FaultyFileSystem:
         self.fail_writes(count=0)
         self.fail_syncs(count=0)
 
+    def power_cut(self) -> int:
+        """Drop every unsynced byte of every open file, now; returns how many bytes were lost.
+
+        Only meaningful with ``lose_unsynced``. The caller abandons the log
+        that used this file system (as the cut process would) and reopens
+        the directory with a healthy one.
+        """
+        return sum(file.drop_unsynced() for file in list(self._open))
+
     def consume(self, size: int) -> None:
         self.written += size
         if self.space is not None:
@@ -182,7 +203,9 @@ class FaultyFileSystem:
     # -- FileSystem ----------------------------------------------------------------
 
     def open(self, path: str) -> File:
-        return FaultyFile(self.inner.open(path), self)
+        file = FaultyFile(self.inner.open(path), self)
+        self._open.add(file)
+        return file
 
     def exists(self, path: str) -> bool:
         return self.inner.exists(path)

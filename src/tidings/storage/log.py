@@ -78,6 +78,10 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
 class PartitionLog:
     def __init__(
         self,
@@ -86,11 +90,19 @@ class PartitionLog:
         *,
         fs: FileSystem | None = None,
         clock: Clock = wall_clock_ms,
+        monotonic: Clock | None = None,
     ) -> None:
         self.directory = directory
         self.config = config or LogConfig()
         self._fs = fs or OsFileSystem()
         self._clock = clock
+        # Retention by age and the interval fsync also need a clock that cannot jump (see
+        # ``_observed_ages`` and ``tick``). An injected wall clock without a monotonic one is a test's
+        # simulated time: the bound would only get in its way, so it is off.
+        self._monotonic = (
+            monotonic if monotonic is not None else (monotonic_ms if clock is wall_clock_ms else None)
+        )
+        self._aged: dict[int, tuple[int, int]] = {}  # segment base -> (its age then, monotonic ms then)
         self._lock = threading.RLock()
         self._sync_lock = threading.Lock()
         self._closed = False
@@ -107,6 +119,7 @@ class PartitionLog:
         self._last_append_time = max(self._active.max_append_time, 0)
         self._checkpoint_position = 0
         self._last_sync_ms = clock()
+        self._last_sync_mono = self._monotonic() if self._monotonic is not None else 0
         self._durable_offset = self._end_offset
         with self._lock:
             self._active.file.sync()
@@ -220,6 +233,8 @@ class PartitionLog:
         """Seal the active segment and start a new one at the end offset (holding ``_lock``)."""
         old = self._active
         self._seal(old)
+        if self._monotonic is not None and old.max_append_time >= 0:
+            self._aged[old.base_offset] = (max(0, self._clock() - old.max_append_time), self._monotonic())
         try:
             segment = Segment(self._fs, self.directory, self._end_offset, self.config.index_interval_bytes)
             self._fs.sync_dir(self.directory)
@@ -278,9 +293,17 @@ class PartitionLog:
         return self._durable_offset
 
     def tick(self, now: int | None = None) -> None:
-        """Periodic work for ``interval:MS``: fsync when the interval is due."""
-        now = self._clock() if now is None else now
-        if sync_due(self.config.fsync, self._last_sync_ms, now, self._end_offset > self._durable_offset):
+        """Periodic work for ``interval:MS``: fsync when the interval is due.
+
+        Timed on the monotonic clock when there is one: on the wall clock, a
+        jump backward would hold every fsync until the clock caught up, and
+        unsynced data would pile up far past the interval a power cut may take.
+        """
+        if now is None and self._monotonic is not None:
+            current, last = self._monotonic(), self._last_sync_mono
+        else:
+            current, last = (self._clock() if now is None else now), self._last_sync_ms
+        if sync_due(self.config.fsync, last, current, self._end_offset > self._durable_offset):
             self.sync()
 
     def _sync_locked(self) -> None:
@@ -298,6 +321,7 @@ class PartitionLog:
                 raise self._fail(f"fsync of {segment.path} failed: {exc}") from exc
         with self._lock:
             self._last_sync_ms = self._clock()
+            self._last_sync_mono = self._monotonic() if self._monotonic is not None else 0
             self._durable_offset = max(self._durable_offset, end)
             if segment is self._active:
                 due = position - self._checkpoint_position >= self.config.checkpoint_interval_bytes
@@ -365,8 +389,15 @@ class PartitionLog:
             try:
                 return self._read_segment(segment, offset, max_bytes, limit)
             except IndexMismatch:
+                pass
+            try:
                 segment.rebuild_indexes()
                 return self._read_segment(segment, offset, max_bytes, limit)
+            except (IndexMismatch, InvalidBatchError) as exc:
+                # A scan from the segment's first byte found batches that do not follow each other
+                # (a damaged field the header CRC does not cover): the .log itself is damaged.
+                self._report_corruption(segment, 0, max(offset, segment.base_offset), str(exc))
+                raise  # not reached: _report_corruption raises LogCorruptedError
 
     def _segment_index(self, offset: int) -> int:
         return bisect_right(self._segments, offset, key=lambda segment: segment.base_offset) - 1
@@ -468,10 +499,13 @@ class PartitionLog:
 
     def apply_retention(self, now: int | None = None) -> list[SegmentInfo]:
         """Delete the sealed segments the retention policy no longer keeps; returns them."""
+        observed = self._observed_ages() if now is None else None
         now = self._clock() if now is None else now
         with self._sync_lock, self._lock:
             self._check_writable()
-            doomed = segments_to_delete(self.segments, self.config.retention, now)
+            doomed = segments_to_delete(self.segments, self.config.retention, now, observed)
+            for info in doomed:
+                self._aged.pop(info.base_offset, None)
             for info in doomed:
                 segment = self._segments.pop(0)
                 assert segment.base_offset == info.base_offset
@@ -485,6 +519,31 @@ class PartitionLog:
             if doomed:
                 self._fs.sync_dir(self.directory)
             return doomed
+
+    def _observed_ages(self) -> dict[int, int] | None:
+        """Each sealed segment's age as this process has watched it pass, on the monotonic clock.
+
+        Why: age is ``wall now - newest append time``, and the wall clock jumps
+        (NTP steps, a VM resumed, an operator's typo). A jump forward would make
+        every segment look expired at once and retention would delete data
+        that is not old. So a segment's age is also measured from the first
+        time this log saw it sealed: its wall age then (0 for a segment it sealed
+        itself, right after its last append) plus the monotonic time since.
+        Retention deletes by age only when both agree. A clock already wrong
+        when the broker starts is not caught; a jump while it runs is.
+        """
+        if self._monotonic is None:
+            return None
+        mono, wall = self._monotonic(), self._clock()
+        with self._lock:
+            sealed = [segment.info for segment in self._segments[:-1]]
+        ages: dict[int, int] = {}
+        for info in sealed:
+            seen = self._aged.get(info.base_offset)
+            if seen is None:
+                seen = self._aged[info.base_offset] = (max(0, wall - info.max_append_time), mono)
+            ages[info.base_offset] = seen[0] + mono - seen[1]
+        return ages
 
     def truncate_corrupt(self) -> int:
         """The operator's decision after corruption: cut the log at the damaged batch.

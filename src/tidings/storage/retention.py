@@ -7,7 +7,7 @@ files (Kafka's ``LogSegment.shouldRoll(RollParams)`` is the model).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from tidings.storage.config import FsyncPolicy, RetentionPolicy
 from tidings.storage.results import RollParams, SegmentInfo
@@ -31,7 +31,10 @@ def should_roll(params: RollParams) -> bool:
 
 
 def segments_to_delete(
-    segments: Sequence[SegmentInfo], policy: RetentionPolicy, now: int
+    segments: Sequence[SegmentInfo],
+    policy: RetentionPolicy,
+    now: int,
+    observed_ages: Mapping[int, int] | None = None,
 ) -> list[SegmentInfo]:
     """The oldest sealed segments that retention removes, oldest first.
 
@@ -39,7 +42,10 @@ def segments_to_delete(
     offset. A segment goes by age when its newest record is older than
     ``max_age_ms``; by size while the log without it still holds at least
     ``max_bytes``. Deletion is whole segments only, from the front, so the
-    remaining log stays contiguous.
+    remaining log stays contiguous. ``observed_ages`` (segment base -> age
+    measured on a monotonic clock, see ``PartitionLog._observed_ages``) must
+    confirm an age-based deletion, so a wall clock jumping forward deletes
+    nothing early.
     """
     sealed = list(segments[:-1])
     total = sum(segment.size for segment in segments)
@@ -49,6 +55,7 @@ def segments_to_delete(
             policy.max_age_ms is not None
             and segment.max_append_time >= 0
             and now - segment.max_append_time > policy.max_age_ms
+            and (observed_ages is None or observed_ages.get(segment.base_offset, 0) > policy.max_age_ms)
         )
         oversized = policy.max_bytes is not None and total - segment.size >= policy.max_bytes
         if not (expired or oversized):

@@ -1,9 +1,15 @@
 """Which messages an Ack, Nack or Term may settle, and which are stale.
 
-Acks name offsets, not deliveries, so a late ack cannot say which delivery
-it answers. The rule that keeps a late ack from settling someone else's
-newer delivery:
+A settlement names offsets and, from clients that tag it, the delivery it
+answers (``PartitionRanges.delivery``). The rules that keep a late ack from
+settling a newer delivery:
 
+* a tagged settlement qualifies only for the delivery it names: once a
+  message was delivered again (its ack deadline passed, a nack, a
+  reconnect), an ack for the earlier delivery is stale, *even from the
+  member now holding the newer delivery*. Without the tag, a handler that
+  overran its deadline would settle its own redelivery, and the second
+  handler's nack or term would then be ignored;
 * a message in flight to the sender qualifies;
 * a message that came back and is waiting to be redelivered, held by
   nobody, qualifies for acks and terms (``lenient``). The sender did handle
@@ -14,6 +20,8 @@ newer delivery:
 * a message already settled, or never delivered, does not qualify.
 
 Whatever does not qualify is stale. It is ignored and counted.
+Untagged settlements (``delivery=0``, clients before the tag) keep the
+member rule alone.
 """
 
 from __future__ import annotations
@@ -37,9 +45,12 @@ def claim(
         state = group.states.get((ranges.topic, ranges.partition))
         if state is None:
             continue
+        tag = ranges.delivery
         for r in ranges.ranges:
             for offset in delivered_within(state, r.first, r.last):
                 entry = state.entries[offset]
+                if tag and entry.deliveries != tag:
+                    continue  # an answer to an earlier delivery: the current one is not settled by it
                 if entry.holder == member or (lenient and entry.holder is None):
                     claimed[state, offset] = entry  # a dict: an offset named twice counts once
     return [(state, entry) for (state, _), entry in claimed.items()], named - len(claimed)

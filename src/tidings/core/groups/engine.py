@@ -37,6 +37,7 @@ from tidings.protocol.admin import GroupDescription, GroupList, GroupReset, Part
 from tidings.protocol.names import is_wildcard
 from tidings.protocol.ranges import PartitionRanges
 from tidings.protocol.values import Earliest, GroupMode, Start
+from tidings.storage.log import monotonic_ms, wall_clock_ms
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,17 @@ class GroupEngine:
         *,
         clock: Callable[[], int],
         max_delivery_bytes: int = 1 << 20,
+        timer_clock: Callable[[], int] | None = None,
     ) -> None:
         if max_delivery_bytes < 1:
             raise ValueError(f"max_delivery_bytes must be positive, not {max_delivery_bytes}")
         self._source = source
         self._clock = clock
+        # Ack deadlines and redelivery delays run on a clock that never jumps: on the wall clock, an
+        # NTP step forward would expire every lease at once (a mass redelivery) and one backward would
+        # hold them all. ``clock`` (wall time) is kept for what is compared with event times. A test's
+        # injected clock drives both, unless it injects a timer clock of its own.
+        self._timer_clock = timer_clock or (monotonic_ms if clock is wall_clock_ms else clock)
         self._max_bytes = max_delivery_bytes
         self._roster = Roster()
         self._pump = Pump(self._roster, source, max_delivery_bytes)
@@ -179,7 +186,7 @@ class GroupEngine:
         sub = self._roster.get((session_id, subscription_id))
         if sub is None:
             return
-        now = self._clock()
+        now = self._timer_clock()
         claimed = self._claim(sub, offsets, lenient=False)
         for state, entry in claimed:
             self._return(state, entry, sub, now=now, delay_ms=delay_ms, reason=reason)
@@ -195,7 +202,7 @@ class GroupEngine:
             return
         claimed = self._claim(sub, offsets, lenient=True)
         for state, entry in claimed:
-            self._dead_letter(state, entry, reason or TERM_REASON, now=self._clock())
+            self._dead_letter(state, entry, reason or TERM_REASON, now=self._timer_clock())
         self._after_settlement(sub, claimed)
 
     # -- topics and records ------------------------------------------------------------
@@ -247,8 +254,8 @@ class GroupEngine:
     # -- time ------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """Expire ack deadlines and release delayed redeliveries due at ``clock()``."""
-        now = self._clock()
+        """Expire ack deadlines and release delayed redeliveries due now, on the timer clock."""
+        now = self._timer_clock()
         for timer, state in self._timers.pop_due(now):
             for entry in state.fire(timer):
                 holder = self._roster.get(entry.holder)
@@ -259,8 +266,15 @@ class GroupEngine:
             self._wakeful[state] = None
 
     def next_wakeup(self) -> int | None:
-        """When ``tick`` next has something to do (ms, the clock's time), or None."""
-        return self._timers.next_due()
+        """When ``tick`` next has something to do (ms, on ``clock``), or None.
+
+        Timers are due on the timer clock; the answer is translated to ``clock``
+        time (due in so many ms from now) for the server's scheduling.
+        """
+        due = self._timers.next_due()
+        if due is None or self._timer_clock is self._clock:
+            return due
+        return due - self._timer_clock() + self._clock()
 
     # -- output ----------------------------------------------------------------------
 
@@ -277,7 +291,7 @@ class GroupEngine:
                 reader = readers.get(state)
                 if reader is None:
                     reader = readers[state] = BatchReader(self._source, state.topic, state.partition)
-                if not self._pump.turn(state, reader, self._clock(), out):
+                if not self._pump.turn(state, reader, self._timer_clock(), out):
                     del self._wakeful[state]
                     del readers[state]
         return out
@@ -420,7 +434,7 @@ class GroupEngine:
 
     def _release_all(self, sub: Subscription, event: SubscriptionEvent) -> None:
         """Give back every message ``sub`` holds (its session is gone), then forget it."""
-        now = self._clock()
+        now = self._timer_clock()
         for state in list(self._roster.groups[sub.group].states.values()):
             for entry in state.held_by(sub.key):
                 self._return(state, entry, sub, now=now)
