@@ -24,6 +24,7 @@ from tests.reliability import (
     group_faults,
     kill9,
     late_ack,
+    nats_failover,
     soak,
     storage_faults,
 )
@@ -134,6 +135,16 @@ def _disk_full_broker(f: Figures) -> str:
 
 
 STORAGE = "tests/reliability/test_storage_faults.py::"
+
+
+def _failover(f: Figures) -> str:
+    return (
+        f"shop on 3 JetStream nodes (R3, sync always): {f['kills']} SIGKILLs of the stream leader "
+        f"({', '.join(f['nodes_killed'])}), each restarted; {f['approved_orders']} orders: lost {f['lost']}, "
+        f"applied twice {f['applied_twice']}; longest pause seen by the services: publishing "
+        f"{f['max_publish_pause_s']} s, handling {f['max_handle_pause_s']} s"
+    )
+
 
 CASES: list[Case] = [
     Case(
@@ -317,5 +328,18 @@ CASES: list[Case] = [
             f"fds {f['fds_first']} -> {f['fds_last']}"
         ),
         "(full run only)",
+    ),
+    Case(
+        "nats_failover",
+        "HA",
+        "NATS cluster: the stream leader SIGKILLed under the shop's traffic (issue 5)",
+        nats_failover.run,
+        lambda f: (
+            _zero(f["lost"], f["applied_twice"])
+            and f["max_publish_pause_s"] < 20
+            and f["max_handle_pause_s"] < 20
+        ),
+        _failover,
+        "tests/reliability/test_nats_failover.py",
     ),
 ]

@@ -24,6 +24,7 @@ CI: Final[dict[str, int]] = {
     "fuzz_socket": 2_000,
     "exhaustion": 20,
     "soak": 0,  # minutes: the full run only
+    "nats_failover": 1,  # node kills
 }
 
 FULL: Final[dict[str, int]] = {
@@ -42,4 +43,5 @@ FULL: Final[dict[str, int]] = {
     "fuzz_socket": 100_000,
     "exhaustion": 200,
     "soak": 30,
+    "nats_failover": 3,
 }
