@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import subprocess
 import sys
 
+import pytest
 import sqlalchemy as sa
 from rich.console import Console
 
@@ -14,6 +16,7 @@ from examples.shop.events import ConfirmPayment, OrderPlaced, PaymentResult, Shi
 from examples.shop.monitor import p99
 from examples.shop.run import make_order, run_shop
 from examples.shop.service import ServiceApp
+from tidings.errors import NoResponders
 from tidings.testing.app import TestApp
 from tidings.testing.servers import free_port
 
@@ -106,6 +109,21 @@ async def test_checkout_publishes_approved_orders_only(tmp_path):
         assert t.published(OrderPlaced) == [order(1)]
         statuses = {row[0]: row[-1] for row in await rows(shop, checkout.orders)}
         assert statuses == {"o1": "placed", "o2": "rejected"}
+
+
+async def test_checkout_asks_payment_again_until_it_answers(tmp_path):
+    """A request meets no responder (payment not started yet, or gone with a broker restart): checkout
+    asks again within its timeout instead of failing the order."""
+    shop = checkout.make_app("memory://", tmp_path)
+    cashier = payment.make_app("memory://", tmp_path)
+    async with TestApp(shop, broker="memory://checkout-retry"):
+        placing = asyncio.create_task(shop.place(order(3), timeout=10.0))
+        await asyncio.sleep(0.3)
+        assert not placing.done()  # still asking
+        async with TestApp(cashier, broker="memory://checkout-retry"):
+            assert await asyncio.wait_for(placing, 10) is True
+        with pytest.raises(NoResponders):  # and gives up once its time is spent
+            await shop.place(order(4), timeout=0.3)
 
 
 def test_orders_are_deterministic_and_some_exceed_the_limit():
