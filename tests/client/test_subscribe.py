@@ -109,7 +109,8 @@ async def test_deliveries_honour_their_spans(listener):
 
 async def test_acks_are_coalesced_into_ranges_and_credits_given_back(listener):
     client, broker = await open_client(listener, ack_interval=0.05)
-    sub, _ = await subscribed(client, broker, "orders", prefetch=200)
+    # a window of 600: the 200 settlements stay below half of it, so the timer sends them as one Ack
+    sub, _ = await subscribed(client, broker, "orders", prefetch=600)
     broker.send(deliver(sub.id, [stored([b"x"] * 100, base_offset=0)], [(0, 0, 99, 1)]))
     broker.send(deliver(sub.id, [stored([b"y"] * 100, base_offset=100)], [(0, 100, 199, 1)]))
     messages = [await anext(sub) for _ in range(200)]
@@ -117,7 +118,7 @@ async def test_acks_are_coalesced_into_ranges_and_credits_given_back(listener):
         if message.offset != 150:
             await message.ack()
     await messages[150].ack()
-    ack = await broker.receive(Ack)
+    ack = await broker.receive(Ack)  # one Ack: the 200 coalesced into one range
     assert ack.offsets == (
         PartitionRanges(topic="orders", partition=0, ranges=(OffsetRange(first=0, last=199),), delivery=1),
     )
@@ -126,6 +127,19 @@ async def test_acks_are_coalesced_into_ranges_and_credits_given_back(listener):
     await messages[0].ack()  # a second settlement is ignored
     await broker.nothing()
     assert messages[0].settled == "ack"
+    await close(client, broker)
+
+
+async def test_credits_go_back_when_half_the_window_is_settled(listener):
+    """With a prefetch below ack_batch, settlements go out at half the window, not when it empties."""
+    client, broker = await open_client(listener, ack_batch=256, ack_interval=10.0)
+    sub, _ = await subscribed(client, broker, "orders", prefetch=100)
+    broker.send(deliver(sub.id, [stored([b"x"] * 100, base_offset=0)], [(0, 0, 99, 1)]))
+    for _ in range(50):
+        await (await anext(sub)).ack()
+    ack = await broker.receive(Ack)
+    assert ack.offsets[0].ranges == (OffsetRange(first=0, last=49),)
+    assert await broker.receive(Credit) == Credit(subscription_id=sub.id, credits=50)
     await close(client, broker)
 
 
@@ -148,7 +162,7 @@ async def test_a_busy_consumer_sends_one_ack_frame_per_ack_batch(listener):
 
 async def test_a_consumer_waiting_for_more_sends_its_acks_at_once(listener):
     client, broker = await open_client(listener, ack_interval=10.0)
-    sub, _ = await subscribed(client, broker, "orders", prefetch=1)
+    sub, _ = await subscribed(client, broker, "orders", prefetch=4)  # one ack is below half the window
     broker.send(deliver(sub.id, [stored([b"x"], base_offset=7)], [(0, 7, 7, 1)]))
     await (await anext(sub)).ack()
     await broker.nothing()  # the application may still be busy: the ack waits for the interval...

@@ -14,7 +14,11 @@ delivery. Settlements collect in the subscription and go out
 as one Ack (plus one Nack per (delay, reason), one Term per reason, and one
 Credit for all of them) when any of these holds:
 
-* ``ack_batch`` (256) settlements are waiting: a fast consumer sends few frames;
+* ``ack_batch`` (256) settlements are waiting, or half of ``prefetch`` if that
+  is fewer: a fast consumer sends few frames, and its credits go back while
+  the other half of its window still has messages to hand out (with a
+  ``prefetch`` below ``ack_batch``, waiting for the buffer to empty first
+  halved a fast consumer's throughput);
 * the application asks for the next message and none is buffered: it is
   about to wait for the broker, and holding its acks back would hold back
   the credits it needs (so a slow stream pays no added latency);
@@ -126,6 +130,7 @@ class Subscription:
     ) -> None:
         self.id = subscription_id
         self.requests = requests
+        self._flush_at = min(owner.config.ack_batch, max(1, prefetch // 2))
         self.topic = topic
         self.group = group
         self.mode = mode
@@ -240,7 +245,7 @@ class Subscription:
         self._outstanding -= 1
         self._owed += 1
         self._waiting += 1
-        if self._waiting >= self._config.ack_batch:
+        if self._waiting >= self._flush_at:
             self.flush()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._config.ack_interval, self.flush)
