@@ -76,8 +76,8 @@ async def test_keyless_records_stick_to_one_partition_per_batch(listener):
     await close(client, broker)
 
 
-async def test_one_produce_in_flight_per_partition_and_sequences_follow_on(listener):
-    client, broker = await open_client(listener, linger=0.0)
+async def test_with_max_in_flight_1_one_produce_per_partition_and_sequences_follow_on(listener):
+    client, broker = await open_client(listener, linger=0.0, max_in_flight=1)
     a = asyncio.ensure_future(client.publish("orders", b"a"))
     await broker.describe("orders")
     first = await broker.receive(Produce)
@@ -93,21 +93,25 @@ async def test_one_produce_in_flight_per_partition_and_sequences_follow_on(liste
     await close(client, broker)
 
 
-async def test_batches_are_capped_by_bytes_and_queue_up_behind_the_produce_in_flight(listener):
-    client, broker = await open_client(listener, linger=0.01, max_batch_bytes=4096)
+async def test_batches_are_capped_by_bytes_and_queue_up_behind_a_full_window(listener):
+    client, broker = await open_client(listener, linger=0.01, max_batch_bytes=4096, max_in_flight=1)
     publishes = asyncio.gather(*(client.publish("orders", b"x" * 1000) for i in range(10)))
     await broker.describe("orders")
     first = await broker.receive(Produce)  # the first full batch leaves at once
     assert len(first.batches) == 1 and read_header(first.batches[0]).length <= 4096
-    await broker.nothing()
+    await broker.nothing()  # the window (one Produce) is full: the others wait, sealed
     broker.send(appended(first))
-    second = await broker.receive(Produce)  # everything sealed meanwhile, as several batches in one frame
-    headers = [read_header(b) for b in first.batches + second.batches]
-    assert len(second.batches) >= 2 and all(h.length <= 4096 for h in headers)
+    produces = [first]
+    while sum(read_header(p.batches[0]).record_count for p in produces) < 10:
+        produce = await broker.receive(Produce)  # one batch per Produce, one at a time
+        assert len(produce.batches) == 1
+        await broker.nothing()
+        broker.send(appended(produce, sum(read_header(p.batches[0]).record_count for p in produces)))
+        produces.append(produce)
+    headers = [read_header(p.batches[0]) for p in produces]
+    assert all(h.length <= 4096 for h in headers)
     counts = [h.record_count for h in headers]
-    assert sum(counts) == 10
     assert [h.base_sequence for h in headers] == [sum(counts[:i]) for i in range(len(counts))]
-    broker.send(appended(second, counts[0]))
     assert [r.offset for r in await publishes] == list(range(10))
     await close(client, broker)
 

@@ -6,12 +6,14 @@ arguments. The defaults, and why:
 
 * ``linger=0``, ``max_batch_bytes=256 KiB``, ``max_batch_records=10_000``:
   a publish waits for no timer. Publishes made in the same turn of the event
-  loop share one batch, and while a partition's Produce is in flight (the
-  broker fsyncing it) the next one fills, so batches grow with the load and
-  a lone publish pays only the round trip: a latency-first Nagle. A
-  ``linger`` above 0 holds every batch that long, trading latency for fewer,
-  larger batches at low rates. Several batches go
-  in one Produce, so the batch size does not limit a Produce; it is kept
+  loop share one batch, which leaves at once while the partition has fewer
+  than ``max_in_flight`` (5) Produces unanswered; when it has that many, the
+  next batch fills meanwhile, so batches grow with the load and a lone
+  publish pays only the round trip: a latency-first Nagle. A ``linger``
+  above 0 holds every batch that long, trading latency for fewer, larger
+  batches at low rates. Several Produces in flight overlap the network with
+  the broker's writes and fsyncs, so the batch size does not limit
+  throughput; it is kept
   moderate because the broker serves stored batches whole: a consumer whose
   credits cover part of a batch is sent all of it, again for the next part.
   Measured on loopback, 256 KiB consumed about twice as fast as 1 MiB and
@@ -149,6 +151,8 @@ class ClientConfig:
     linger: float = 0.0
     max_batch_bytes: int = 256 * 1024
     max_batch_records: int = 10_000
+    max_in_flight: int = 5
+    """Produce frames (one batch each) in flight per partition: 1 to 5, the batches the broker remembers."""
     auto_create_topics: bool = True
     """Publishing to an unknown topic creates it, if the broker allows, with its default partitions."""
     ack_interval: float = 0.005
@@ -161,6 +165,10 @@ class ClientConfig:
             raise ValueError("linger and ack_interval are >= 0 seconds")
         if self.max_batch_bytes < 1024 or self.max_batch_records < 1 or self.ack_batch < 1:
             raise ValueError("max_batch_bytes >= 1024, max_batch_records >= 1 and ack_batch >= 1")
+        if not 1 <= self.max_in_flight <= 5:
+            raise ValueError(
+                "max_in_flight is 1 to 5: the broker recognises a resent batch among a producer's last 5"
+            )
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file go together")
 

@@ -155,6 +155,8 @@ class ClientConnection:
             self.send(frame)
         except BaseException:
             self._pending.pop(request_id, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # failed by the end this send caused; the caller gets the raise instead
             raise
         return future
 

@@ -11,7 +11,6 @@ not necessarily JSON.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -26,9 +25,15 @@ StartIn = Literal["earliest", "latest"] | int | datetime
 Settlement = Literal["ack", "nack", "term"]
 
 
-@dataclass(frozen=True, slots=True)
-class PublishResult:
-    """Where a published event was stored, once the broker made it durable."""
+class PublishResult(msgspec.Struct, frozen=True):
+    """Where a published event was stored, once the broker made it durable.
+
+    A frozen ``msgspec.Struct`` rather than a frozen dataclass: ``publish_many``
+    makes one per event, and a frozen dataclass's ``__init__`` (an
+    ``object.__setattr__`` per field) cost about a fifth of the client's time
+    for a chunk of a thousand 1 KiB events; the Struct is built in C. It
+    compares, hashes and prints the same way.
+    """
 
     topic: str
     partition: int

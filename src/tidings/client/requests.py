@@ -27,7 +27,7 @@ from tidings.client.config import check_topic
 from tidings.client.connection import ClientConnection
 from tidings.client.consumer import Subscription, SubscriptionState
 from tidings.client.message import HeadersIn, Message, encode_data, encode_headers, encode_key
-from tidings.protocol import Error, NoResponders, Reply, Request, topic_matches
+from tidings.protocol import Error, Frame, NoResponders, Reply, Request, topic_matches
 from tidings.records import BatchBuilder, iter_records
 
 
@@ -50,12 +50,18 @@ async def request(
     conn = await channel.connection()
     request_id = conn.next_id()
     frame = Request(request_id=request_id, topic=topic, timeout_ms=max(1, round(timeout * 1000)), batch=batch)
+    future = conn.request(frame)
+    # A timer that fails the answer's future, rather than ``asyncio.wait_for``: wait_for puts a
+    # future of its own and a callback between the answer and this coroutine, one more turn of
+    # the event loop per request, which showed in request/reply's tail.
+    timer = asyncio.get_running_loop().call_later(max(deadline - time.monotonic(), 0.001), _expire, future)
     try:
-        future = conn.request(frame)
-        answer = await asyncio.wait_for(future, max(deadline - time.monotonic(), 0.001))
+        answer = await future
     except TimeoutError:
         conn.forget(request_id)
         raise errors.RequestTimeout(f"no reply to the request on {topic} in {timeout:g} s") from None
+    finally:
+        timer.cancel()
     if isinstance(answer, Reply):
         record = next(iter(iter_records(answer.batch)))
         return Message(topic=topic, partition=-1, offset=-1, record=record)
@@ -64,6 +70,11 @@ async def request(
     if isinstance(answer, Error):
         raise broker_error(answer, what=f"request on {topic} failed")
     raise errors.BrokerError(f"the broker answered a Request with {type(answer).__name__}")
+
+
+def _expire(future: asyncio.Future[Frame]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 def route_request(

@@ -137,6 +137,21 @@ class Connection:
             self._fail(exc)
             raise
 
+    def receive_into(self) -> memoryview | None:
+        """Where the next read may go uncopied (the rest of a large frame), or None: use ``receive_data``.
+
+        For an ``asyncio.BufferedProtocol``: read into this view, then call
+        ``received_into`` with the count. A large Produce then goes from the
+        socket to the frame's own buffer with no copy in between.
+        """
+        if self.state is State.ERROR:
+            return None
+        return self._buffer.writable()
+
+    def received_into(self, nbytes: int) -> None:
+        """``nbytes`` were read into the view ``receive_into`` returned."""
+        self._buffer.wrote(nbytes)
+
     def next_event(self) -> Event:
         """The next frame the peer sent, or NEED_DATA.
 

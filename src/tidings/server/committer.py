@@ -21,6 +21,12 @@ consumers only ever see durable ones.
 A failed commit (``LogFailedError``, a closed log) fails every waiter at or
 below the target; the server reports their batches as ``Rejected``.
 
+The commit is handed to the thread pool in the call that asks for it, and
+its end comes back as one ``call_soon_threadsafe`` callback that releases
+the waiters and announces the records: no task, so no event-loop turn is
+spent starting it or waking it, and consumers hear of durable records in
+the first turn after the fsync.
+
 Each commit is timed in its thread (``time.perf_counter`` around
 ``log.commit``) and the seconds handed to ``on_fsync``: the broker's fsync
 latency histogram (``/metrics``), measured where the disk wait happens.
@@ -29,9 +35,10 @@ latency histogram (``/metrics``), measured where the disk wait happens.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 
 from tidings.errors import TidingsError
 from tidings.storage import PartitionLog
@@ -54,13 +61,14 @@ class Committer:
         self._on_fsync = on_fsync
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._target = -1
-        self._task: asyncio.Task[None] | None = None
+        self._idle: asyncio.Future[None] | None = None
+        """Not None while a commit runs; done when the committer goes idle (``drain`` waits on it)."""
         self._notify_scheduled = False
         self.commits = 0
         """fsync rounds run so far (for tests and metrics: fewer than appends means group commit works)."""
 
     def __repr__(self) -> str:
-        state = "committing" if self._task is not None else "idle"
+        state = "committing" if self._idle is not None else "idle"
         return f"<Committer {self.log.directory} {state} target={self._target} waiters={len(self._waiters)}>"
 
     def wait(self, offset: int) -> asyncio.Future[None]:
@@ -76,35 +84,53 @@ class Committer:
     def kick(self, offset: int) -> None:
         """Something up to ``offset`` was appended: make it durable, then announce it."""
         self._target = max(self._target, offset)
-        if self._task is not None:
+        if self._idle is not None:
             return
         if offset < self.log.high_watermark:  # interval / never: visible already, just announce
             self._announce_soon()
             return
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"commit {self.log.directory}")
+        self._idle = asyncio.get_running_loop().create_future()
+        self._start()
 
     async def drain(self) -> None:
         """Wait until no commit is running (at shutdown)."""
-        while self._task is not None:
-            await asyncio.shield(self._task)
+        while self._idle is not None:
+            await asyncio.shield(self._idle)
 
-    async def _run(self) -> None:
+    def _start(self) -> None:
+        """Hand the commit to the fsync thread now, not from a task's first step a loop turn later."""
         loop = asyncio.get_running_loop()
+        target = self._target
+        job = self._executor.submit(self._commit, target)
+
+        def finished(job: Future[float]) -> None:  # in the fsync thread
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is waiting
+                loop.call_soon_threadsafe(self._committed, job, target)
+
+        job.add_done_callback(finished)
+
+    def _committed(self, job: Future[float], target: int) -> None:
+        """On the loop, right after the fsync: release its waiters and announce, or commit again."""
+        again = False
         try:
-            while self._target >= self.log.high_watermark:
-                target = self._target
-                try:
-                    seconds = await loop.run_in_executor(self._executor, self._commit, target)
-                    self.commits += 1
-                    if self._on_fsync is not None:
-                        self._on_fsync(seconds)
-                except TidingsError as exc:
-                    self._release(failed_up_to=target, error=exc)
-                    break
-                self._release()
-                self._on_durable()
+            try:
+                seconds = job.result()
+            except TidingsError as exc:
+                self._release(failed_up_to=target, error=exc)
+                return
+            self.commits += 1
+            if self._on_fsync is not None:
+                self._on_fsync(seconds)
+            self._release()
+            self._on_durable()
+            again = self._target >= self.log.high_watermark
         finally:
-            self._task = None
+            if again:
+                self._start()
+            else:
+                idle, self._idle = self._idle, None
+                if idle is not None and not idle.done():
+                    idle.set_result(None)
 
     def _commit(self, target: int) -> float:
         """In the fsync thread: commit, and say how long it took (seconds)."""

@@ -1,7 +1,7 @@
 """One client connection: a pump between a socket and a ``Connection``, with bounded buffers.
 
-A ``Session`` is an ``asyncio.Protocol``. It moves bytes and nothing else:
-every read goes to ``Connection.receive_data`` and every decoded frame to
+A ``Session`` is an ``asyncio.BufferedProtocol``. It moves bytes and
+nothing else: every read goes to the ``Connection`` and every decoded frame to
 its owner (``SessionOwner.on_frame``, the broker server, which asks the
 core); every frame the owner sends goes through ``Connection.send`` and
 ``transport.writelines``, uncopied. It knows no frame kinds beyond the
@@ -39,6 +39,13 @@ client quiet for ``heartbeat_interval_ms`` is sent a Ping (which it must
 answer); one silent for ``idle_timeout_ms`` vanished without a FIN (a dead
 host, a cut cable) and is dropped, so its unacked messages go back to its
 groups in seconds rather than after TCP's keep-alive hours.
+
+Reads. While a large frame is arriving (a Produce of big batches), the
+transport reads straight into that frame's own buffer
+(``Connection.receive_into``), so a megabyte batch is not copied between
+the socket and the log's ``pwritev``. Other reads go to a scratch buffer
+reused for every read and then to ``Connection.receive_data``, which keeps
+what it needs (one copy, as a plain ``Protocol``'s ``bytes`` would cost).
 
 Lifecycle: HANDSHAKE (until Welcome) -> OPEN -> CLOSING (a Close was sent or
 received; pending produce results are still flushed) -> CLOSED.
@@ -94,7 +101,11 @@ class SessionOwner(Protocol):
     def session_lost(self, session: Session) -> None: ...
 
 
-class Session(asyncio.Protocol):
+READ_SIZE = 256 * 1024
+"""The scratch buffer for reads that are not part of a large frame."""
+
+
+class Session(asyncio.BufferedProtocol):
     def __init__(
         self, owner: SessionOwner, session_id: str, limits: SessionLimits, *, admit: Admission | None = None
     ) -> None:
@@ -110,13 +121,16 @@ class Session(asyncio.Protocol):
         """The names of the client's verified TLS certificate, if it presented one."""
         self.admitted = False
         self.transport: asyncio.Transport | None = None
-        self.pending: set[asyncio.Task[None]] = set()
+        self.pending: set[asyncio.Future[None]] = set()
         """Produce results waiting for durability; flushed before the session closes."""
         self.inflight_bytes = 0
         self._pauses: set[str] = set()
         self._stuck_timer: asyncio.TimerHandle | None = None
         self._connected_at = self._last_received = self._last_ping = 0.0
         self._pings = 0
+        self._scratch = memoryview(bytearray(READ_SIZE))
+        self._direct = False
+        """The last ``get_buffer`` handed out the frame's own buffer, not the scratch."""
 
     def __repr__(self) -> str:
         return (
@@ -145,12 +159,32 @@ class Session(asyncio.Protocol):
             log.info("%r: refused: %s", self, refusal)
             self.refuse(refusal)
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        view = self.conn.receive_into()
+        self._direct = view is not None
+        return self._scratch if view is None else view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._direct:
+            self._direct = False
+            self._received(None, nbytes)
+        else:
+            self._received(self._scratch[:nbytes], nbytes)
+
     def data_received(self, data: bytes) -> None:
+        """Bytes from a transport that does not use ``get_buffer`` (the in-process pipe)."""
+        self._received(data, len(data))
+
+    def _received(self, data: memoryview | bytes | None, nbytes: int) -> None:
+        """Hand a read to the connection (``None``: it went straight into the frame), then the frames out."""
         if self.state is SessionState.CLOSED:
             return
         self._last_received = asyncio.get_running_loop().time()
         try:
-            self.conn.receive_data(data)
+            if data is None:
+                self.conn.received_into(nbytes)
+            else:
+                self.conn.receive_data(data)
             while (frame := self.conn.next_event()) is not NEED_DATA:
                 self.owner.on_frame(self, frame)
                 if self.transport is None or self.transport.is_closing():
