@@ -11,9 +11,13 @@ byte with what was appended.
   clock; ``tick`` runs as the broker's housekeeping would): how far back the
   loss reaches, to compare with the documented window.
 * ``corruption``: every byte of the tail batch flipped (synced and checkpointed,
-  and synced after the last checkpoint), every cut of it (a torn write), and
-  random bit flips in sealed segments: crashes, bad batches served, acked
-  batches gone without a corruption report.
+  and synced after the last checkpoint, where only the durable mark says it
+  was acknowledged), every cut of an unacknowledged tail batch (a torn write),
+  and random bit flips in sealed segments: crashes, bad batches served, acked
+  batches gone without a corruption report. Also, for the record, the same
+  flips with the durable mark lost (a power cut before writeback): recovery
+  then falls back to the torn-tail rule and cuts the batch (docs/reliability.md,
+  Known limits).
 * ``disk_full`` and ``eio``: no commit returns after the fault, reads go on,
   and (ENOSPC) appends resume when space returns.
 """
@@ -30,6 +34,7 @@ from tests.storage.appender import batch_for, id_of, read_batches
 from tidings.errors import DiskFullError, LogFailedError, StorageError
 from tidings.records import check_batch
 from tidings.storage import FsyncPolicy, LogConfig, PartitionLog
+from tidings.storage import mark as durable_mark
 from tidings.storage.faults import FaultyFileSystem
 
 SMALL = {"max_segment_bytes": 24 * 1024, "index_interval_bytes": 1024, "checkpoint_interval_bytes": 8 * 1024}
@@ -96,13 +101,15 @@ def power_loss(rounds: int, workdir: Path, *, interval_ms: int = 50, seed: int =
 # -- 3. torn writes and bit flips ----------------------------------------------------------
 
 
-def _build(directory: Path, batches: int, *, checkpoint_tail: bool) -> dict[int, int]:
+def _build(directory: Path, batches: int, *, checkpoint_tail: bool, ack_last: bool = True) -> dict[int, int]:
+    """Append ``batches`` and commit them (``ack_last=False``: all but the last, which is written only)."""
     cfg = config("always")
     with PartitionLog(str(directory), cfg) as log:
         placed: dict[int, int] = {}
         for number in range(batches):
             result = log.append(batch_for(number))
-            log.commit(result.last_offset)
+            if ack_last or number < batches - 1:
+                log.commit(result.last_offset)
             placed[number] = result.base_offset
         if checkpoint_tail:
             return placed  # close() checkpoints everything
@@ -163,6 +170,19 @@ def _check(directory: Path, placed: dict[int, int], counts: dict[str, int], *, t
     counts["reported"] += reported
 
 
+def _outcomes() -> dict[str, int]:
+    return dict.fromkeys(
+        ("crashes", "bad_batches_served", "silent_deletions", "tail_cut", "reported", "refused_to_open"), 0
+    )
+
+
+def _tail(image: dict[str, bytes]) -> tuple[str, bytes, int]:
+    """The last segment's name, its bytes, and where its last batch (id 39) starts."""
+    last_segment = max(name for name in image if name.endswith(".log"))
+    data = image[last_segment]
+    return last_segment, data, len(data) - len(batch_for(39))
+
+
 def corruption(flips: int, workdir: Path, *, seed: int = 3) -> dict[str, Any]:
     rng = random.Random(seed)
     results: dict[str, Any] = {}
@@ -170,36 +190,40 @@ def corruption(flips: int, workdir: Path, *, seed: int = 3) -> dict[str, Any]:
         directory = workdir / case
         placed = _build(directory, 40, checkpoint_tail=checkpointed)
         image = _snapshot(directory)
-        last_segment = max(name for name in image if name.endswith(".log"))
-        data = image[last_segment]
-        length = int.from_bytes(data[-len(batch_for(39)) + 16 : -len(batch_for(39)) + 20], "little")
-        start = len(data) - length
-        counts = dict.fromkeys(
-            ("crashes", "bad_batches_served", "silent_deletions", "tail_cut", "reported", "refused_to_open"),
-            0,
-        )
-        for position in range(start, len(data)):  # every byte of the tail batch, flipped
-            damaged = bytearray(data)
-            damaged[position] ^= 1 << rng.randrange(8)
-            (directory / last_segment).write_bytes(bytes(damaged))
-            _check(directory, placed, counts, tail=None if checkpointed else 39)
-            _restore(directory, image)
-        results[case] = {"flipped_bytes": length, "flips": counts}
+        last_segment, data, start = _tail(image)
+        mark_lost = _outcomes()
+        for lose_mark, counts in ((False, _outcomes()), (True, mark_lost)):
+            if lose_mark and checkpointed:
+                continue  # the checkpoint covers the batch: the mark adds nothing
+            for position in range(start, len(data)):  # every byte of the tail batch, flipped
+                damaged = bytearray(data)
+                damaged[position] ^= 1 << rng.randrange(8)
+                (directory / last_segment).write_bytes(bytes(damaged))
+                if lose_mark:  # a power cut before writeback: the documented limit, counted apart
+                    (directory / durable_mark.FILENAME).unlink()
+                _check(directory, placed, counts, tail=39 if lose_mark else None)
+                _restore(directory, image)
+            if not lose_mark:
+                results[case] = {"flipped_bytes": len(data) - start, "flips": counts}
         if checkpointed:
-            continue  # a torn write can only hit bytes that were never synced
-        torn = dict.fromkeys(counts, 0)
+            continue
+        results[case]["mark_lost"] = mark_lost
+        # A torn write can only hit bytes that were never synced, so never acknowledged.
+        directory = workdir / "tail_unacknowledged"
+        placed = _build(directory, 40, checkpoint_tail=False, ack_last=False)
+        image = _snapshot(directory)
+        last_segment, data, start = _tail(image)
+        torn = _outcomes()
         for cut in range(start, len(data)):  # every torn write of it
             (directory / last_segment).write_bytes(data[:cut])
             _check(directory, placed, torn, tail=39)
             _restore(directory, image)
-        results[case].update(torn_cuts=length, torn=torn)
+        results[case].update(torn_cuts=len(data) - start, torn=torn)
     directory = workdir / "sealed"
     placed = _build(directory, 200, checkpoint_tail=True)
     image = _snapshot(directory)
     sealed = sorted(name for name in image if name.endswith(".log"))[:-1]
-    counts = dict.fromkeys(
-        ("crashes", "bad_batches_served", "silent_deletions", "tail_cut", "reported", "refused_to_open"), 0
-    )
+    counts = _outcomes()
     for _ in range(flips):
         name = rng.choice(sealed)
         damaged = bytearray(image[name])

@@ -7,7 +7,11 @@ Each test starts from a log image built once per module with real files:
 * ``crashed``: the same history, reopened, a tail of batches appended and
   committed, and the directory copied while the log was still open, as a
   SIGKILL would leave it: the checkpoint sits before the tail, so recovery
-  must check every tail batch.
+  must check every tail batch, and the durable mark is at the end of it, so
+  recovery knows the whole tail was acknowledged;
+* ``torn``: as ``crashed``, but the last batch was appended and never
+  committed: the durable mark sits before it, so it is the only batch a crash
+  may have torn.
 
 The tests copy an image, damage the copy (cut it, flip a byte, lose or garble
 an index or the checkpoint), reopen it and compare what the log serves with
@@ -29,6 +33,7 @@ from tidings.errors import LogCorruptedError
 from tidings.records import read_header
 from tidings.storage import LogConfig, OsFileSystem, PartitionLog
 from tidings.storage import checkpoint as ckpt
+from tidings.storage import mark as durable_mark
 
 CONFIG = LogConfig(max_segment_bytes=8 * 1024, index_interval_bytes=128)
 SEALED_IDS = list(range(12))  # about 40 KiB: four segments
@@ -64,7 +69,7 @@ class Image:
         return self.positions()[self.batches[index][1]]
 
 
-def build_image(directory: Path, *, crashed: bool) -> Image:
+def build_image(directory: Path, kind: str) -> Image:
     work = directory.with_name(directory.name + "-work")
     # A clock one ms further on at every call: the time indexes get the same entries on every
     # run, whatever the machine's speed (a wall clock made the .timeindex cases flaky).
@@ -73,13 +78,16 @@ def build_image(directory: Path, *, crashed: bool) -> Image:
     def clock() -> int:
         return next(ticks)
 
+    crashed = kind != "closed"
     with PartitionLog(str(work), CONFIG, clock=clock) as log:
         placed = append_all(log, SEALED_IDS)
         if not crashed:
             placed += append_all(log, SMALL_IDS)
     if crashed:
         log = PartitionLog(str(work), CONFIG, clock=clock)
-        placed += append_all(log, SMALL_IDS)
+        placed += append_all(log, SMALL_IDS if kind == "crashed" else SMALL_IDS[:-1])
+        if kind == "torn":
+            placed.append((SMALL_IDS[-1], log.append(batch_for(SMALL_IDS[-1])).base_offset))
         shutil.copytree(work, directory)  # the files as a SIGKILL right now would leave them
         log.close()
     else:
@@ -97,16 +105,16 @@ def build_image(directory: Path, *, crashed: bool) -> Image:
         assert point.position <= tail[0][1], "the checkpoint is before the tail"
     else:
         assert point.position == path.stat().st_size, "a clean close checkpoints everything"
+    mark = durable_mark.read(OsFileSystem(), str(directory))
+    assert mark is not None and mark.segment == int(path.stem)
+    assert mark.position == (last_position if kind == "torn" else last_position + last_length)
     return image
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Image]:
     base = tmp_path_factory.mktemp("images")
-    return {
-        "closed": build_image(base / "closed", crashed=False),
-        "crashed": build_image(base / "crashed", crashed=True),
-    }
+    return {kind: build_image(base / kind, kind) for kind in ("closed", "crashed", "torn")}
 
 
 def fresh_copy(image: Image, target: Path) -> Path:
@@ -156,18 +164,53 @@ def assert_damage_reported(log: PartitionLog, path: Path, position: int, offset:
 # -- torn tails ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["closed", "crashed"])
-def test_a_cut_anywhere_in_the_last_batch_leaves_exactly_the_batches_before_it(
-    images: dict[str, Image], kind: str, tmp_path: Path
+def set_mark(directory: Path, image: Image, make: str) -> None:
+    """Leave the durable mark as a crash may: ``kept``, or lost, torn or older than the data."""
+    path = directory / durable_mark.FILENAME
+    last_path, start, _ = image.locate(-1)
+    if make == "missing":
+        path.unlink()
+    elif make == "garbage":
+        path.write_bytes(os.urandom(durable_mark.SIZE))
+    elif make == "torn":  # a half-written mark fails its CRC
+        data = bytearray(path.read_bytes())
+        data[durable_mark.SIZE // 2 :] = os.urandom(durable_mark.SIZE - durable_mark.SIZE // 2)
+        path.write_bytes(bytes(data))
+    elif make == "older":  # a power cut lost the newest mark: the one from the commit before
+        older = durable_mark.DurableMark(int(last_path.stem), start, image.batches[-1][1])
+        path.write_bytes(durable_mark.encode(older))
+    elif make == "previous segment":  # the last mark was written before the last roll
+        previous = sorted(directory.glob("*.log"))[-2]
+        path.write_bytes(durable_mark.encode(durable_mark.DurableMark(int(previous.stem), 1 << 40, 0)))
+    else:
+        assert make == "kept"
+
+
+# Every way recovery may know less than was durable: today's torn-tail rule applies.
+ABOVE_THE_MARK = [
+    ("torn", "kept"),
+    ("crashed", "missing"),
+    ("crashed", "garbage"),
+    ("crashed", "torn"),
+    ("crashed", "older"),
+    ("crashed", "previous segment"),
+    ("closed", "missing"),
+]
+
+
+@pytest.mark.parametrize(("kind", "mark"), ABOVE_THE_MARK)
+def test_a_cut_anywhere_in_a_last_batch_above_the_durable_mark_leaves_exactly_the_batches_before_it(
+    images: dict[str, Image], kind: str, mark: str, tmp_path: Path
 ) -> None:
     image = images[kind]
     path, start, length = image.locate(-1)
     before = image.batches[:-1]
     new_id = 5000
-    for cut in range(start, start + length):
+    for cut in range(start, start + length, 1 if kind == "torn" else 5):
         directory = fresh_copy(image, tmp_path / "log")
         segment = directory / path.name
         os.truncate(segment, cut)
+        set_mark(directory, image, mark)
 
         with PartitionLog(str(directory), CONFIG) as log:
             assert log.corruption is None, cut
@@ -183,19 +226,75 @@ def test_a_cut_anywhere_in_the_last_batch_leaves_exactly_the_batches_before_it(
             assert_serves(log, [*before, (new_id, result.base_offset)])
 
 
-def test_every_flipped_byte_of_an_unsynced_last_batch_cuts_exactly_that_batch(
-    images: dict[str, Image], tmp_path: Path
+# A clean close checkpoints the last batch: damage there is reported (test further down).
+@pytest.mark.parametrize(("kind", "mark"), [case for case in ABOVE_THE_MARK if case[0] != "closed"])
+def test_every_flipped_byte_of_a_last_batch_above_the_durable_mark_cuts_exactly_that_batch(
+    images: dict[str, Image], kind: str, mark: str, tmp_path: Path
 ) -> None:
-    image = images["crashed"]
+    image = images[kind]
     path, start, length = image.locate(-1)
-    for position in range(start, start + length):
+    for position in range(start, start + length, 1 if kind == "torn" else 5):
         directory = fresh_copy(image, tmp_path / "log")
         flip(directory / path.name, position)
+        set_mark(directory, image, mark)
         with PartitionLog(str(directory), CONFIG) as log:
             assert log.corruption is None, position
             assert log.recovery.truncated_bytes == length, position
             assert log.end_offset == image.batches[-1][1], position
             assert_serves(log, image.batches[:-1])
+
+
+# -- below the durable mark: acknowledged, so damage is corruption even at the tail ---------
+
+
+def test_every_flipped_byte_of_an_acknowledged_last_batch_after_the_checkpoint_is_reported_never_cut(
+    images: dict[str, Image], tmp_path: Path
+) -> None:
+    """Regression: fsynced after the last checkpoint, this batch was taken for a torn write and cut."""
+    image = images["crashed"]
+    path, start, length = image.locate(-1)
+    assert start >= image.checkpoint.position, "the checkpoint does not cover it: only the mark does"
+    offset = image.batches[-1][1]
+    for position in range(start, start + length):
+        directory = fresh_copy(image, tmp_path / "log")
+        flip(directory / path.name, position)
+        damaged = snapshot(directory)
+        for _ in range(2):  # and again: closing must not turn the damage into a tear
+            with PartitionLog(str(directory), CONFIG) as log:
+                assert log.recovery.truncated_bytes == 0, position
+                assert log.end_offset == offset, position
+                assert_serves(log, image.batches[:-1], stop=offset)
+                assert_damage_reported(log, directory / path.name, start, offset)
+            assert snapshot(directory) == damaged, "no byte was deleted"
+
+
+@pytest.mark.parametrize("kind", ["crashed", "closed"])
+def test_an_acknowledged_last_batch_cut_short_is_reported_and_the_operator_can_cut_it(
+    images: dict[str, Image], kind: str, tmp_path: Path
+) -> None:
+    """A file shorter than the durable mark lost synced bytes (a damaged disk, a bad restore)."""
+    image = images[kind]
+    path, start, length = image.locate(-1)
+    offset = image.batches[-1][1]
+    for cut in range(start, start + length, 11):
+        directory = fresh_copy(image, tmp_path / "log")
+        segment = directory / path.name
+        os.truncate(segment, cut)
+        for _ in range(2):
+            with PartitionLog(str(directory), CONFIG) as log:
+                assert log.recovery.truncated_bytes == 0, cut
+                assert segment.stat().st_size == cut, "nothing was cut"
+                assert_serves(log, image.batches[:-1], stop=offset)
+                assert_damage_reported(log, segment, start, offset)
+                report = log.corruption
+                assert report is not None and "fsynced to position" in report.reason
+    with PartitionLog(str(directory), CONFIG) as log:  # the operator decides to cut
+        assert log.truncate_corrupt() == offset
+        result = log.append(batch_for(5000))
+        log.commit(result.last_offset)
+    with PartitionLog(str(directory), CONFIG) as log:
+        assert log.corruption is None
+        assert_serves(log, [*image.batches[:-1], (5000, offset)])
 
 
 def test_a_flipped_byte_in_a_checkpointed_last_batch_is_reported_never_served_nor_cut(

@@ -4,7 +4,7 @@ A topic partition is a ``PartitionLog``: a directory of segments holding
 record batches (``tidings.records``) with sparse offset and time indexes,
 crash recovery from a checkpoint, retention, and a durability policy with
 group commit. The broker drives it from threads; nothing here awaits.
-Byte layouts: the docstrings of ``segment``, ``index`` and ``checkpoint``,
+Byte layouts: the docstrings of ``segment``, ``index``, ``checkpoint`` and ``mark``,
 and docs/format.md.
 """
 

@@ -26,8 +26,11 @@ that is then killed: bytes reach the real file only when their file is synced
 (see ``FaultyFile``). ``power_cut()`` does it in-process, at the moment it is
 called: every byte not yet synced, in every file, is dropped, as if the
 machine lost power; the reliability suite then reopens the directory with a
-plain file system and counts what survived. Directory changes (create, rename, remove) are applied
-at once, as a journaling file system makes them durable by the directory fsync.
+plain file system and counts what survived. ``writeback()`` first is the
+kernel's flusher having run: every written byte reached the disk, synced or
+not (the durable mark, ``tidings.storage.mark``, is never fsynced and relies
+on it). Directory changes (create, rename, remove) are applied at once, as a
+journaling file system makes them durable by the directory fsync.
 """
 
 from __future__ import annotations
@@ -118,6 +121,10 @@ class FaultyFile:
             self._pending.clear()
             return dropped
 
+    def write_back(self) -> None:
+        """Hand the pending writes to the real file, without an fsync (see ``FaultyFileSystem.writeback``)."""
+        self._apply()
+
     def _apply(self) -> None:
         with self._lock:
             for at, chunk in self._pending:
@@ -194,6 +201,16 @@ class FaultyFileSystem:
         the directory with a healthy one.
         """
         return sum(file.drop_unsynced() for file in list(self._open))
+
+    def writeback(self, suffix: str = "") -> None:
+        """Put every pending write of files whose path ends with ``suffix`` on disk, unsynced.
+
+        What the kernel's writeback does a few seconds after a write: a later
+        ``power_cut`` then loses only what was written since.
+        """
+        for file in list(self._open):
+            if file.path.endswith(suffix):
+                file.write_back()
 
     def consume(self, size: int) -> None:
         self.written += size

@@ -13,6 +13,13 @@ and the indexes are re-derived. The first batch that fails is either
   damage is reported with file, position and offset, and the log will not
   serve past it until an operator decides (``PartitionLog.truncate_corrupt``).
 
+The checkpoint is written only every few MiB; the durable mark
+(``tidings.storage.mark``) says how far the last segment was fsynced at the
+last group commit. Bytes below it were acknowledged: a batch there that fails,
+or a file that ends short of it, is corruption even at the tail, never a
+tear. Above it the rule above holds. A missing, damaged or stale mark (one
+that names another segment, or says less) only leaves more to that rule.
+
 A missing or damaged checkpoint means scanning everything: slow, never wrong.
 Index files that fail their checks (size, order, pointing past the log, a
 last entry that is not the segment's last batch: one short header walk per
@@ -28,6 +35,7 @@ from dataclasses import dataclass, field
 from tidings.errors import InvalidBatchError
 from tidings.records import BatchHeader
 from tidings.storage import checkpoint as ckpt
+from tidings.storage import mark as durable_mark
 from tidings.storage.config import LogConfig
 from tidings.storage.fileio import FileSystem
 from tidings.storage.index import IndexCorrupted
@@ -70,6 +78,8 @@ def load(fs: FileSystem, directory: str, config: LogConfig) -> LoadOutcome:
         point.segment not in bases or point.position > _file_size(segments[bases.index(point.segment)])
     ):
         point = None
+    durable = durable_mark.read(fs, directory)
+    last_durable = durable.position if durable is not None and durable.segment == bases[-1] else 0
     outcome = LoadOutcome(segments)
     for number, segment in enumerate(segments):
         is_last = number == len(segments) - 1
@@ -84,11 +94,12 @@ def load(fs: FileSystem, directory: str, config: LogConfig) -> LoadOutcome:
             ):
                 outcome.rebuilt_indexes.append(f"{segment.offset_index.path}: does not match its log")
                 start = _from_start(segment)
-            _recover(segment, start, is_last, outcome, trusted=point.position)
+            trusted = max(point.position, last_durable if is_last else 0)
+            _recover(segment, start, is_last, outcome, trusted=trusted)
         else:
             segment.offset_index.clear()
             segment.time_index.clear()
-            _recover(segment, _from_start(segment), is_last, outcome)
+            _recover(segment, _from_start(segment), is_last, outcome, trusted=last_durable if is_last else 0)
         if following is not None and segment.next_offset != following and outcome.corruption is None:
             outcome.corruption = CorruptionReport(
                 segment.path,
@@ -202,7 +213,8 @@ def _recover(
 ) -> None:
     """Scan ``segment`` from ``start`` to its end; cut a torn tail, report corruption.
 
-    Bytes before ``trusted`` (the checkpoint's position) were synced: damage there is never a tear.
+    Bytes before ``trusted`` (the checkpoint's position, or the durable mark's)
+    were synced: damage there, or a file that ends before it, is never a tear.
     """
     size = _file_size(segment)
     segment.resume(start.position, start.next_offset, start.max_append_time, start.last_batch)
@@ -212,6 +224,16 @@ def _recover(
         outcome.corruption = result.corruption
     if not is_last:
         segment.seal()  # its indexes were re-derived in memory: write them, with the final time entry
+    if result.end < trusted and outcome.corruption is None:
+        reason = "damaged batch in synced data" if result.torn_bytes else "synced data missing"
+        outcome.corruption = CorruptionReport(
+            segment.path,
+            result.end,
+            result.next_offset,
+            f"{reason}: the segment was fsynced to position {trusted}, "
+            f"but its batches check out only to {result.end} of {size} bytes",
+        )
+        return
     if not result.torn_bytes:
         return
     if is_last and result.end >= trusted:

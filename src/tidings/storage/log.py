@@ -18,7 +18,10 @@ holding it fsyncs everything appended so far, outside the append lock, so
 appends go on during the fsync and the callers queued behind it usually find
 their offset already covered when their turn comes. One fsync thus serves
 every append that arrived while the previous one ran, and throughput grows
-with concurrency instead of being capped by the disk's fsync rate.
+with concurrency instead of being capped by the disk's fsync rate. After
+each fsync of the active segment the log overwrites the durable mark
+(``tidings.storage.mark``, no fsync of its own), so that recovery knows every
+acknowledged batch as durable, not only those before the last checkpoint.
 
 Thread safety: every method may be called from any thread. Appends, reads and
 structural changes (roll, retention, truncation) take ``_lock``; fsyncs take
@@ -65,6 +68,7 @@ from tidings.records import (
 )
 from tidings.storage import checkpoint as ckpt
 from tidings.storage import loader
+from tidings.storage import mark as durable_mark
 from tidings.storage.config import LogConfig, SyncMode
 from tidings.storage.fileio import FileSystem, OsFileSystem
 from tidings.storage.results import AppendResult, CorruptionReport, ReadResult, RollParams, SegmentInfo
@@ -121,6 +125,7 @@ class PartitionLog:
         self._last_sync_ms = clock()
         self._last_sync_mono = self._monotonic() if self._monotonic is not None else 0
         self._durable_offset = self._end_offset
+        self._mark = durable_mark.MarkWriter(self._fs, directory)
         with self._lock:
             self._active.file.sync()
             self._write_checkpoint()  # flushes the indexes too; skipped on a full disk
@@ -323,10 +328,32 @@ class PartitionLog:
             self._last_sync_ms = self._clock()
             self._last_sync_mono = self._monotonic() if self._monotonic is not None else 0
             self._durable_offset = max(self._durable_offset, end)
-            if segment is self._active:
-                due = position - self._checkpoint_position >= self.config.checkpoint_interval_bytes
-                if due:
-                    self._checkpoint_at(position, end, max_time, last_batch)
+            if segment is not self._active:
+                return  # rolled meanwhile: the roll synced it and checkpointed past it
+            due = position - self._checkpoint_position >= self.config.checkpoint_interval_bytes
+            if due:
+                self._checkpoint_at(position, end, max_time, last_batch)
+        # Outside ``_lock`` (appends go on), inside ``_sync_lock`` (marks go out in order), and
+        # only now that the fsync returned: the mark must never claim more than is durable.
+        self._write_mark(durable_mark.DurableMark(segment.base_offset, position, end))
+
+    def _write_mark(self, point: durable_mark.DurableMark, *, sync: bool = False) -> None:
+        """Record ``point`` as durable (holding ``_sync_lock``); see ``tidings.storage.mark``.
+
+        No room for it costs nothing but what recovery knows (a stale mark
+        says less is durable, never more), except when it must be durable
+        (``sync``, before a cut): then ``DiskFullError``, with nothing cut yet.
+        Any other error fails the log, as a failing checkpoint write does.
+        """
+        try:
+            self._mark.write(point, sync=sync)
+        except OSError as exc:
+            if _no_space(exc) and not sync:
+                return
+            if _no_space(exc):
+                raise DiskFullError(f"no space left for the durable mark {self._mark.path}") from exc
+            with self._lock:
+                raise self._fail(f"cannot write the durable mark {self._mark.path}: {exc}") from exc
 
     def _write_checkpoint(self) -> None:
         """Checkpoint the whole active segment; it must be synced already (holding ``_lock``)."""
@@ -556,6 +583,10 @@ class PartitionLog:
             if report is None:
                 return self._end_offset
             number = next(i for i, s in enumerate(self._segments) if s.path == report.path)
+            # First make a mark at the cut durable: an older one, past the cut, coming back after a
+            # crash would make recovery report the bytes cut here as lost durable data.
+            base = self._segments[number].base_offset
+            self._write_mark(durable_mark.DurableMark(base, report.position, report.offset), sync=True)
             for segment in self._segments[number + 1 :]:
                 segment.close()
                 for path in segment.paths():
@@ -586,6 +617,7 @@ class PartitionLog:
                 self._closed = True
                 for segment in self._segments:
                     segment.close()
+                self._mark.close()
 
     def __enter__(self) -> PartitionLog:
         return self
