@@ -393,8 +393,9 @@ def test_concurrent_appends_and_commits_are_contiguous_readable_and_share_fsyncs
     commits = threads_count * per_thread
     fsyncs = fs.log_syncs - syncs_before
     # Group commit: one fsync serves the appends that arrived while the previous one ran
-    # (typically 120 fsyncs for 320 commits here; one per commit without group commit).
-    assert 0 < fsyncs <= commits // 2
+    # (120 to 190 fsyncs for 320 commits here, more on a loaded machine; one per commit without
+    # group commit). Three quarters keeps the check meaningful without failing under load.
+    assert 0 < fsyncs <= commits * 3 // 4
 
     all_results = sorted((r for rs in results.values() for r in rs), key=lambda r: r.base_offset)
     assert [r.base_offset for r in all_results] == list(range(0, 2 * commits, 2))
