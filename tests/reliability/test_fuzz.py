@@ -14,7 +14,7 @@ def test_mutated_inputs_raise_only_the_documented_errors():
 
 
 def test_atheris_finds_nothing_in_the_parsers():
-    pytest.importorskip("atheris", reason="atheris is in the reliability extra")
+    pytest.importorskip("atheris", reason="atheris is in the dev and reliability extras")
     figures = fuzz.atheris_run(CI["fuzz_codec"])
     assert all(result["crashes"] == 0 and result["inputs"] > 0 for result in figures.values()), figures
 
