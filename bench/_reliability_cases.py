@@ -334,8 +334,7 @@ CASES: list[Case] = [
             f"{f['minutes']} min, {f['runs']} shop runs of {f['orders_per_run']} orders, "
             f"{f['broker_kills']} broker kills, {f['shop_kills']} service kills: "
             f"{f['passed']} checks passed, {f['failed']} failed "
-            f"({f['failed_runs_with_broker_kill']} of them runs whose broker was killed: "
-            f"the shop's checkout does not retry a request lost with the broker); broker RSS "
+            f"({f['failed_runs_with_broker_kill']} of them runs whose broker was killed); broker RSS "
             f"{f['rss_first_mib']} -> {f['rss_last_mib']} MiB ({f['rss_growth_pct']:+}%), "
             f"fds {f['fds_first']} -> {f['fds_last']}"
         ),

@@ -105,6 +105,7 @@ def merged(rows: list[dict[str, Any]], latest: Path) -> list[dict[str, Any]]:
 
 
 def doc_body(results: dict[str, Any]) -> str:
+    """The table, each row's summary rendered afresh from its stored figures (the wording may change)."""
     size = results["size"]
     table = report.Table(
         f"Reliability, {size} size ({results['timestamp']})",
@@ -112,6 +113,8 @@ def doc_body(results: dict[str, Any]) -> str:
     )
     for row in results["cases"]:
         case = next(c for c in CASES if c.name == row["name"])
+        if row.get("figures") and not row.get("error"):
+            row["summary"] = case.summary(row["figures"])
         table.add(
             row["item"],
             row["title"],
