@@ -4,7 +4,6 @@ keys, headers, ids and times, resumable; on real NATS and Redis servers."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -14,26 +13,22 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.binaries import started
 from tidings.backends import memory, open_backend
 from tidings.backends.base import Backend, OutgoingMessage
 from tidings.backends.migration import copy_topic, plan
 from tidings.cli.main import app as cli
-from tidings.testing.servers import MissingBinary, ServerProcess, start_broker, start_nats, start_redis
+from tidings.testing.servers import start_broker, start_nats, start_redis
 
 runner = CliRunner()
 
 
 @pytest.fixture(params=["nats", "redis"])
 def destination(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    try:
-        if request.param == "nats":
-            server: ServerProcess = start_nats(tmp_path / "nats", sync_always=True)
-        else:
-            server = start_redis(tmp_path / "redis", appendfsync="always")
-    except MissingBinary as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{request.param} is required under CI=true: {exc}")
-        pytest.skip(f"!!! migration to {request.param} NOT RUN: {exc} !!!")
+    if request.param == "nats":
+        server = started(lambda: start_nats(tmp_path / "nats", sync_always=True), "migration to nats")
+    else:
+        server = started(lambda: start_redis(tmp_path / "redis", appendfsync="always"), "migration to redis")
     try:
         yield server.url
     finally:

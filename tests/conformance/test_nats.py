@@ -11,14 +11,14 @@ cannot. A missing nats-server binary skips loudly (fails under ``CI=true``).
 from __future__ import annotations
 
 import asyncio
-import os
 
 import pytest
 
+from tests.binaries import started
 from tests.conformance.suite import ConformanceSuite
 from tidings.backends import Capabilities, open_backend
 from tidings.testing.conformance import BackendFactory
-from tidings.testing.servers import MissingBinary, ServerProcess, free_port, start_nats
+from tidings.testing.servers import ServerProcess, free_port, start_nats
 
 
 @pytest.fixture
@@ -30,12 +30,7 @@ async def nats_factory(tmp_path):
         # The same directory every run: its store (directory/jetstream) must survive the restarts.
         return start_nats(tmp_path / "nats", port=port, sync_always=True, extra_config=monitor)
 
-    try:
-        runs = [await asyncio.to_thread(start)]
-    except MissingBinary as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"nats-server is required under CI: {exc}")
-        pytest.skip(f"NATS CONFORMANCE NOT RUN: {exc}")
+    runs = [await asyncio.to_thread(started, start, "NATS conformance (nats-server)")]
     url = runs[0].url
 
     async def restart(crash: bool) -> None:

@@ -8,33 +8,31 @@ loses nothing acknowledged), restarted on the same port and directory.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from tests.binaries import started
 from tests.conformance.suite import ConformanceSuite
 from tidings.backends import Capabilities, open_backend
 from tidings.testing.conformance import BackendFactory
-from tidings.testing.servers import MissingBinary, ServerProcess, free_port, start_redis
+from tidings.testing.servers import ServerProcess, free_port, start_redis
 
 
 @pytest.fixture
 async def redis_factory(tmp_path: Path) -> AsyncIterator[BackendFactory]:
     port, data = free_port(), tmp_path / "data"
-    try:
-        first = await asyncio.to_thread(start_redis, data, port=port, appendfsync="always")
-    except MissingBinary as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"redis-server is required under CI: {exc}")
-        pytest.skip(f"REDIS CONFORMANCE NOT RUN: {exc}")
-    runs: list[ServerProcess] = [first]
+
+    def start() -> ServerProcess:
+        return start_redis(data, port=port, appendfsync="always")
+
+    runs = [await asyncio.to_thread(started, start, "Redis conformance (redis-server)")]
     url = runs[0].url
 
     async def restart(crash: bool) -> None:
         await asyncio.to_thread(runs[-1].kill if crash else runs[-1].stop)
-        runs.append(await asyncio.to_thread(start_redis, data, port=port, appendfsync="always"))
+        runs.append(await asyncio.to_thread(start))
 
     try:
         yield BackendFactory(url, lambda service: open_backend(url, service=service), restart)

@@ -10,33 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from examples.shop.run import run_shop
-from tidings.testing.servers import MissingBinary, ServerProcess, start_nats, start_redis
-
-
-def _server(start: Callable[[], ServerProcess], what: str) -> ServerProcess:
-    try:
-        return start()
-    except MissingBinary as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{what} is required under CI=true: {exc}")
-        pytest.skip(f"!!! the shop on {what} NOT RUN: {exc} !!!")
+from tests.binaries import started
+from tidings.testing.servers import start_nats, start_redis
 
 
 @pytest.mark.parametrize("engine", ["nats", "redis"])
 async def test_the_shop_runs_unchanged_on(engine: str, tmp_path: Path):
     directory = tmp_path / engine
     if engine == "nats":
-        server = _server(lambda: start_nats(directory, sync_always=True), engine)
+        server = started(lambda: start_nats(directory, sync_always=True), f"the shop on {engine}")
     else:
-        server = _server(lambda: start_redis(directory, appendfsync="always"), engine)
+        server = started(lambda: start_redis(directory, appendfsync="always"), f"the shop on {engine}")
     url = server.url
     out = io.StringIO()
     try:
