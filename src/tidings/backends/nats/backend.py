@@ -42,7 +42,7 @@ from tidings.backends.nats import codec, consumers, durability, naming, ownershi
 from tidings.backends.nats.capabilities import CAPABILITIES
 from tidings.backends.nats.config import NatsConfig
 from tidings.backends.nats.delivery import NatsDelivery, NatsRequest
-from tidings.backends.nats.errors import STREAM_NOT_FOUND, api_code, translate, translated
+from tidings.backends.nats.errors import STREAM_NOT_FOUND, api_code, retrying, translate, translated
 from tidings.backends.nats.patterns import PatternSubscription
 from tidings.backends.nats.publishing import Publisher
 from tidings.backends.nats.streams import TOPIC_METADATA, Streams, TopicInfo, check_topic
@@ -321,9 +321,12 @@ class NatsBackend:
         other = (
             naming.consumer_name(group) if mode == "partitioned" else naming.partition_consumer_name(group, 0)
         )
-        try:
-            with translated(f"looking up group {group!r} on {topic!r}"):
-                await js.consumer_info(info.stream, other)
+        try:  # asked again while JetStream elects a leader, like every other management call here
+            await retrying(
+                f"looking up group {group!r} on {topic!r}",
+                lambda: js.consumer_info(info.stream, other),
+                self.config.reconnect_timeout,
+            )
         except UnknownGroup:
             pass
         else:  # both kinds of consumer would receive every message: a group has one mode
