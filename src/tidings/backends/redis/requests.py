@@ -186,7 +186,7 @@ class RequestHub:
         self._confirmed.clear()
         if pubsub is not None:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis-py 8.2
 
     async def _pump_forever(self) -> None:
         attempt = 0
