@@ -86,6 +86,38 @@ static PyObject *records_tile(PyObject *self, PyObject *args) {
     return PyBool_FromLong(ok);
 }
 
+/* records_headers_over(buffer, start, count, limit) -> int
+ *
+ * The index of the first of `count` records from byte `start` whose headers
+ * section is longer than `limit` bytes, or -1 when there is none. The broker's
+ * max_headers_bytes check (tidings.core.limits.check_headers) runs it on every
+ * large batch before the produce path validates it, so a malformed batch just
+ * ends the walk (-1): records_tile then rejects it with the precise reason.
+ */
+static PyObject *records_headers_over(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t start;
+    unsigned long long count;
+    unsigned long long limit;
+    if (!PyArg_ParseTuple(args, "y*nKK", &view, &start, &count, &limit)) {
+        return NULL;
+    }
+    long long found = -1;
+    const unsigned char *base = (const unsigned char *)view.buf;
+    Py_ssize_t end = view.len;
+    Py_ssize_t cursor = start < 0 ? end : start;
+    for (unsigned long long index = 0; index < count; index++) {
+        if (end - cursor < PREFIX) break;
+        const unsigned char *p = base + cursor;
+        uint64_t length = u32le(p);
+        if ((uint64_t)u32le(p + 20) > limit) { found = (long long)index; break; }
+        if (length < PREFIX || (uint64_t)(end - cursor) < length) break;
+        cursor += (Py_ssize_t)length;
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromLongLong(found);
+}
+
 /* ---- CRC32C (Castagnoli), the same function as the `crc32c` package ---- */
 
 static uint32_t crc_table[8][256];
@@ -310,6 +342,8 @@ static PyMethodDef methods[] = {
     {"crc32c", py_crc32c, METH_VARARGS, "crc32c(buffer) -> int: CRC32C (Castagnoli)"},
     {"records_tile", records_tile, METH_VARARGS,
      "records_tile(buffer, start, end, count, span) -> bool: do the records tile the batch?"},
+    {"records_headers_over", records_headers_over, METH_VARARGS,
+     "records_headers_over(buffer, start, count, limit) -> int: first record with headers over limit, or -1"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -17,9 +17,7 @@ and the send buffer are the session's (``tidings.server.session``).
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
-from typing import Final
 
 from tidings.core.topics import TopicRegistry
 from tidings.errors import LimitExceeded, TidingsError
@@ -27,7 +25,7 @@ from tidings.protocol.admin import CreateTopic
 from tidings.protocol.frames import AdminRequest, Frame, Produce, Subscribe
 from tidings.protocol.names import is_wildcard
 from tidings.records import Buffer, layout
-from tidings.records.batch import read_header
+from tidings.records.batch import read_header, record_with_headers_over
 
 
 @dataclass(slots=True)
@@ -66,39 +64,28 @@ class ConnectionCounter:
             self.by_ip[ip] = held - 1
 
 
-_LENGTH_AND_HEADERS: Final = struct.Struct("<I16xI")
-"""A record prefix's ``length`` (offset 0) and ``headers_length`` (offset 20), and nothing between."""
-assert _LENGTH_AND_HEADERS.size == layout.RECORD_PREFIX_SIZE
-
-
 def check_headers(batch: Buffer, limit: int) -> None:
     """Raise ``LimitExceeded`` when a record of ``batch`` has a headers section over ``limit`` bytes.
 
     It runs before the produce path validates the batch, so a malformed
     batch simply ends the walk: the produce path then rejects it with the
-    precise reason. Cost: about 0.1 ms per 256 KiB batch of 100-byte records
-    (a tenth of that is the C record walk of ``validate_records``), paid only
-    by batches larger than ``limit``.
+    precise reason. The walk over the record prefixes is in C
+    (``record_with_headers_over``), a few ns a record; in Python it was a
+    tenth of the broker's time under ``publish_many``. It is skipped for a
+    batch smaller than ``limit`` in all, which no record of it can exceed.
     """
-    if len(batch) - layout.HEADER_SIZE <= limit:  # no record can be larger than all of them together
+    if len(batch) - layout.HEADER_SIZE <= limit:
         return
     try:
         count = read_header(batch).record_count
     except TidingsError:
         return
-    unpack = _LENGTH_AND_HEADERS.unpack_from
-    cursor = layout.HEADER_SIZE
-    try:
-        for index in range(count):
-            length, headers_len = unpack(batch, cursor)
-            if headers_len > limit:
-                raise LimitExceeded(
-                    f"record {index} of a batch has {headers_len} bytes of headers; "
-                    f"max_headers_bytes is {limit}"
-                )
-            cursor += length
-    except struct.error:  # a record runs past the batch: malformed, for the produce path to reject
-        return
+    over = record_with_headers_over(batch, count, limit)
+    if over is not None:
+        index, headers_len = over
+        raise LimitExceeded(
+            f"record {index} of a batch has {headers_len} bytes of headers; max_headers_bytes is {limit}"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,12 @@ from tidings.records import layout as L
 Buffer = bytes | bytearray | memoryview
 
 _records_tile_c: Callable[[Buffer, int, int, int, int], bool] | None
-try:  # the C walk of record prefixes; the Python one below gives the same answers
+_headers_over_c: Callable[[Buffer, int, int, int], int] | None
+try:  # the C walks of record prefixes; the Python ones below give the same answers
+    from tidings._speedups import records_headers_over as _headers_over_c
     from tidings._speedups import records_tile as _records_tile_c
 except ImportError:  # pragma: no cover - the extension is optional
-    _records_tile_c = None
+    _records_tile_c = _headers_over_c = None
 
 SPEEDUPS = _records_tile_c is not None
 
@@ -248,3 +250,47 @@ def iter_batches(buf: Buffer) -> Iterator[tuple[int, BatchHeader]]:
         header = check_batch(buf, position)
         yield position, header
         position += header.length
+
+
+_LENGTH_AND_HEADERS = struct.Struct("<I16xI")
+"""A record prefix's ``length`` (offset 0) and ``headers_length`` (offset 20), and nothing between."""
+assert _LENGTH_AND_HEADERS.size == L.RECORD_PREFIX_SIZE
+
+
+def record_with_headers_over(buf: Buffer, count: int, limit: int) -> tuple[int, int] | None:
+    """The first of the ``count`` records after the header whose headers section exceeds ``limit``.
+
+    Returns ``(index, headers_length)``, or None when every record is within
+    the limit, and also when the prefixes stop making sense before one is
+    found: this walk gives no verdict on a malformed batch, whose checks come
+    after it (``validate_records`` says what is wrong). It is a per-record
+    loop, so it runs in C when ``tidings._speedups`` is built; the Python walk
+    below is the reference, held to the same answers by a test.
+    """
+    if _headers_over_c is not None:
+        found = _headers_over_c(buf, L.HEADER_SIZE, count, limit)
+        index = found if found >= 0 else None
+    else:
+        index = _headers_over(buf, count, limit)
+    if index is None:
+        return None
+    cursor = L.HEADER_SIZE
+    for _ in range(index):
+        cursor += _LENGTH_AND_HEADERS.unpack_from(buf, cursor)[0]
+    return index, _LENGTH_AND_HEADERS.unpack_from(buf, cursor)[1]
+
+
+def _headers_over(buf: Buffer, count: int, limit: int) -> int | None:
+    unpack = _LENGTH_AND_HEADERS.unpack_from
+    cursor = L.HEADER_SIZE
+    try:
+        for index in range(count):
+            length, headers_len = unpack(buf, cursor)
+            if headers_len > limit:
+                return index
+            if length < L.RECORD_PREFIX_SIZE:
+                return None
+            cursor += length
+    except struct.error:  # a record runs past the batch
+        return None
+    return None
