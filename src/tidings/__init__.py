@@ -21,7 +21,16 @@ from tidings.errors import TidingsError
 
 if TYPE_CHECKING:
     from tidings.app import App, Context, Event, Exponential, Fixed, NoBackoff, event
-    from tidings.client import Client, Message, PublishResult, Subscription, SyncClient, connect, connect_sync
+    from tidings.client import (
+        Client,
+        Message,
+        PublishResult,
+        PublishResults,
+        Subscription,
+        SyncClient,
+        connect,
+        connect_sync,
+    )
 
 __version__ = "0.1.0"
 
@@ -35,6 +44,7 @@ __all__ = [
     "Message",
     "NoBackoff",
     "PublishResult",
+    "PublishResults",
     "Subscription",
     "SyncClient",
     "TidingsError",
@@ -46,7 +56,16 @@ __all__ = [
 ]
 
 _CLIENT_NAMES = frozenset(
-    {"Client", "Message", "PublishResult", "Subscription", "SyncClient", "connect", "connect_sync"}
+    {
+        "Client",
+        "Message",
+        "PublishResult",
+        "PublishResults",
+        "Subscription",
+        "SyncClient",
+        "connect",
+        "connect_sync",
+    }
 )
 # The service framework's typed events and retry policies (tidings.app), loaded on first use too.
 _APP_NAMES = frozenset({"App", "Context", "Event", "event", "Exponential", "Fixed", "NoBackoff"})

@@ -22,7 +22,7 @@ from tidings.client.admin import Admin
 from tidings.client.client import Client, ClientState, connect
 from tidings.client.config import ClientConfig, ReconnectPolicy, backoff_delay, parse_url
 from tidings.client.consumer import Subscription, SubscriptionState
-from tidings.client.message import Message, PublishResult
+from tidings.client.message import Message, PublishResult, PublishResults
 from tidings.client.publisher import Publisher
 from tidings.client.sync import SyncClient, SyncMessage, SyncSubscription, connect_sync
 from tidings.client.transport import MockListener, MockTransport, TcpTransport, Transport, TransportFactory
@@ -36,6 +36,7 @@ __all__ = [
     "MockListener",
     "MockTransport",
     "PublishResult",
+    "PublishResults",
     "Publisher",
     "ReconnectPolicy",
     "Subscription",

@@ -41,7 +41,7 @@ from tidings.client.admin import Admin
 from tidings.client.config import ClientConfig, backoff_delay, check_name, check_pattern, parse_url
 from tidings.client.connection import ClientConnection, keep_alive
 from tidings.client.consumer import Subscription
-from tidings.client.message import HeadersIn, Message, PublishResult, StartIn, start_position
+from tidings.client.message import HeadersIn, Message, PublishResult, PublishResults, StartIn, start_position
 from tidings.client.metadata import TopicMetadata
 from tidings.client.producer import Producer
 from tidings.client.publisher import Publisher
@@ -240,7 +240,7 @@ class Client:
         *,
         key: str | bytes | None = None,
         headers: HeadersIn | None = None,
-    ) -> list[PublishResult]:
+    ) -> PublishResults:
         """Publish every item to ``topic``, batched; results in order (see ``Publisher.publish_many``)."""
         return await self._producer.publish_many(topic, items, key=key, headers=headers)
 

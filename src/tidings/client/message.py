@@ -10,9 +10,11 @@ not necessarily JSON.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from bisect import bisect_right
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from itertools import accumulate
+from typing import Any, Literal, Protocol, overload
 
 import msgspec
 
@@ -38,6 +40,61 @@ class PublishResult(msgspec.Struct, frozen=True):
     topic: str
     partition: int
     offset: int
+
+
+class PublishResults(Sequence[PublishResult]):
+    """The results of one ``publish_many``, in the order of its items: a sequence of ``PublishResult``.
+
+    It holds one ``(partition, first offset, count)`` run per batch the call
+    filled, and makes each ``PublishResult`` when it is asked for. Building a
+    thousand of them up front cost a publish_many of a thousand 100 B events
+    about a tenth of its time, for callers that mostly look at none of them.
+    It compares equal to any sequence of the same results (a list too).
+    """
+
+    __slots__ = ("_ends", "_runs", "_topic")
+
+    def __init__(self, topic: str, runs: Sequence[tuple[int, int, int]]) -> None:
+        self._topic = topic
+        self._runs = tuple(runs)
+        self._ends = tuple(accumulate(count for _, _, count in self._runs))
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    @overload
+    def __getitem__(self, index: int) -> PublishResult: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[PublishResult]: ...
+
+    def __getitem__(self, index: int | slice) -> PublishResult | list[PublishResult]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        size = len(self)
+        if index < 0:
+            index += size
+        if not 0 <= index < size:
+            raise IndexError("publish result index out of range")
+        run = bisect_right(self._ends, index)
+        partition, first, count = self._runs[run]
+        return PublishResult(self._topic, partition, first + index - (self._ends[run] - count))
+
+    def __iter__(self) -> Iterator[PublishResult]:
+        topic = self._topic
+        for partition, first, count in self._runs:
+            for offset in range(first, first + count):
+                yield PublishResult(topic, partition, offset)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # a sequence, compared by its items
+
+    def __repr__(self) -> str:
+        return f"PublishResults({list(self)!r})"
 
 
 class Settler(Protocol):

@@ -72,14 +72,20 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from itertools import accumulate
 from typing import Any
 
 from tidings.client.channel import Channel
 from tidings.client.config import check_topic
 from tidings.client.connection import ClientConnection
-from tidings.client.message import HeadersIn, PublishResult, encode_data, encode_headers, encode_key
+from tidings.client.message import (
+    HeadersIn,
+    PublishResult,
+    PublishResults,
+    encode_data,
+    encode_headers,
+    encode_key,
+)
 from tidings.client.metadata import TopicMetadata
 from tidings.client.sequencer import Encoded, PartitionKey, Sequencer
 from tidings.errors import ConnectionLost, NotConnected, PublishError, TidingsError
@@ -270,16 +276,16 @@ class Producer:
         *,
         key: str | bytes | None = None,
         headers: HeadersIn | None = None,
-    ) -> list[PublishResult]:
-        pending = list(items)
-        results: list[PublishResult] = []
+    ) -> PublishResults:
+        pending = items if type(items) is list else list(items)
+        done: list[tuple[int, int, int]] = []
         partitions = self._metadata.cached(topic)
         if partitions is None:
             partitions = await self._metadata.partitions(check_topic(topic))
         if partitions is None and pending:
             created = await self._publish_creating(topic, pending[0], key=key, headers=headers)
             if isinstance(created, PublishResult):
-                results.append(created)
+                done.append((created.partition, created.offset, 1))
                 pending = pending[1:]
                 partitions = await self._metadata.partitions(topic)
             else:
@@ -289,16 +295,17 @@ class Producer:
                 f"cannot publish to {topic}: the broker does not list it", reason="unknown_topic"
             )
         if not pending:
-            return results
+            return PublishResults(topic, done)
         values = pending if set(map(type, pending)) == {bytes} else list(map(encode_data, pending))
         runs = self.enqueue_many(topic, partitions, values, encode_key(key), encode_headers(headers))
+        if len(runs) == 1:
+            done.append((*await runs[0][0], runs[0][1]))
+            return PublishResults(topic, done)
         for outcome in await asyncio.gather(*(future for future, _ in runs), return_exceptions=True):
             if isinstance(outcome, BaseException):
                 raise outcome
-        for future, count in runs:
-            partition, first = future.result()
-            results.extend(map(partial(PublishResult, topic, partition), range(first, first + count)))
-        return results
+        done.extend((*future.result(), count) for future, count in runs)
+        return PublishResults(topic, done)
 
     def enqueue(
         self,
@@ -376,10 +383,11 @@ class Producer:
         per_record = RECORD_OVERHEAD + (len(key) if key is not None else 0)
         if headers:
             per_record += sum(len(name) + len(v) + 6 for name, v in headers)
-        largest = max(map(len, values)) + per_record
-        if largest + HEADER_SIZE > self._frame_budget:
-            raise _too_large(topic, largest, self._frame_budget)
         ends = list(accumulate(map(per_record.__add__, map(len, values))))  # bytes up to each record
+        if ends[-1] + HEADER_SIZE > self._frame_budget:  # else no record alone can be too large
+            largest = max(map(len, values)) + per_record
+            if largest + HEADER_SIZE > self._frame_budget:
+                raise _too_large(topic, largest, self._frame_budget)
         runs: list[tuple[asyncio.Future[tuple[int, int]], int]] = []
         touched: dict[PartitionKey, PartitionQueue] = {}
         start = 0
@@ -409,7 +417,8 @@ class Producer:
                 stop = start + 1  # one record larger than max_batch_bytes goes alone
             future: asyncio.Future[tuple[int, int]] = self._loop.create_future()
             batch.waiters.append((future, batch.count, stop - start))
-            batch.builder.add_many(values[start:stop], key=key, headers=headers)
+            value_bytes = ends[stop - 1] - before - per_record * (stop - start)
+            batch.builder.add_many(values[start:stop], key=key, headers=headers, value_bytes=value_bytes)
             batch.count += stop - start
             runs.append((future, stop - start))
             start = stop

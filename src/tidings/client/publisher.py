@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from tidings.client.config import check_topic
-from tidings.client.message import HeadersIn, PublishResult
+from tidings.client.message import HeadersIn, PublishResult, PublishResults
 from tidings.client.producer import Producer
 
 
@@ -40,6 +40,6 @@ class Publisher:
 
     async def publish_many(
         self, items: Iterable[Any], *, key: str | bytes | None = None, headers: HeadersIn | None = None
-    ) -> list[PublishResult]:
+    ) -> PublishResults:
         """Publish every item (same key and headers for all); results in order. Raises the first failure."""
         return await self._producer.publish_many(self.topic, items, key=key, headers=headers)

@@ -22,7 +22,7 @@ from typing import Any, Literal, TypeVar
 
 from tidings.client.client import Client, connect
 from tidings.client.consumer import Subscription
-from tidings.client.message import HeadersIn, Message, PublishResult, StartIn
+from tidings.client.message import HeadersIn, Message, PublishResult, PublishResults, StartIn
 from tidings.client.transport import TransportFactory
 from tidings.errors import NotConnected
 from tidings.protocol import GroupDescription, GroupReset, GroupSummary, TopicDeleted, TopicDescription
@@ -201,7 +201,7 @@ class SyncClient:
         *,
         key: str | bytes | None = None,
         headers: HeadersIn | None = None,
-    ) -> list[PublishResult]:
+    ) -> PublishResults:
         return self._run(self.client.publish_many(topic, list(items), key=key, headers=headers))
 
     def request(

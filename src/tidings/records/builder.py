@@ -167,17 +167,22 @@ class BatchBuilder:
         key: bytes | None = None,
         headers: Headers | None = None,
         timestamp: int | None = None,
+        value_bytes: int | None = None,
     ) -> int:
         """Queue one record per value, all with the same key, headers and time; returns the size.
 
         The batch call of a producer: the headers are encoded once and the
-        records are queued without a Python-level loop.
+        records are queued without a Python-level loop. ``value_bytes``, the
+        sum of the values' lengths, saves a pass over them when the caller
+        has counted already (the producer has, to cut its batches).
         """
         encoded_headers = encode_headers(headers)
         stamp = now_ms() if timestamp is None else timestamp
         self._records.extend(zip(repeat(key), values, repeat(encoded_headers), repeat(stamp)))
         per_record = L.RECORD_PREFIX_SIZE + len(key or b"") + len(encoded_headers)
-        self.size += per_record * len(values) + sum(map(len, values))
+        if value_bytes is None:
+            value_bytes = sum(map(len, values))
+        self.size += per_record * len(values) + value_bytes
         return self.size
 
     def build(
