@@ -383,8 +383,12 @@ class Producer:
         per_record = RECORD_OVERHEAD + (len(key) if key is not None else 0)
         if headers:
             per_record += sum(len(name) + len(v) + 6 for name, v in headers)
-        ends = list(accumulate(map(per_record.__add__, map(len, values))))  # bytes up to each record
-        if ends[-1] + HEADER_SIZE > self._frame_budget:  # else no record alone can be too large
+        sums = list(accumulate(map(len, values)))  # value bytes up to each record (inclusive)
+
+        def upto(index: int) -> int:  # batch bytes of the records up to ``index``, inclusive
+            return sums[index] + per_record * (index + 1)
+
+        if upto(len(values) - 1) + HEADER_SIZE > self._frame_budget:  # else none alone is too large
             largest = max(map(len, values)) + per_record
             if largest + HEADER_SIZE > self._frame_budget:
                 raise _too_large(topic, largest, self._frame_budget)
@@ -403,10 +407,10 @@ class Producer:
                 queue = self._queues[(topic, partition)] = PartitionQueue(topic, partition)
             touched[queue.key] = queue
             batch = queue.open if queue.open is not None else self._open(queue)
-            before = ends[start - 1] if start else 0
+            before = upto(start - 1) if start else 0
             room = config.max_batch_bytes - batch.builder.size
             stop = min(
-                bisect_right(ends, before + room, lo=start),
+                bisect_right(range(len(values)), before + room, lo=start, key=upto),
                 start + config.max_batch_records - batch.count,
                 len(values),
             )
@@ -417,7 +421,7 @@ class Producer:
                 stop = start + 1  # one record larger than max_batch_bytes goes alone
             future: asyncio.Future[tuple[int, int]] = self._loop.create_future()
             batch.waiters.append((future, batch.count, stop - start))
-            value_bytes = ends[stop - 1] - before - per_record * (stop - start)
+            value_bytes = sums[stop - 1] - (sums[start - 1] if start else 0)
             batch.builder.add_many(values[start:stop], key=key, headers=headers, value_bytes=value_bytes)
             batch.count += stop - start
             runs.append((future, stop - start))
