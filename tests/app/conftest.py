@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 import shutil
 import signal
 import uuid
@@ -17,18 +16,14 @@ import uuid
 import asyncpg
 import pytest
 
+from tests.binaries import started
 from tidings.app.store import Store
-from tidings.testing.servers import MissingBinary, start_postgres
+from tidings.testing.servers import start_postgres
 
 
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory):
-    try:
-        server = start_postgres(tmp_path_factory.mktemp("postgres"))
-    except MissingBinary as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required under CI=true: {exc}")
-        pytest.skip(f"!!! PostgreSQL tests SKIPPED: {exc} !!!")
+    server = started(lambda: start_postgres(tmp_path_factory.mktemp("postgres")), "PostgreSQL")
     yield server
     if server.alive():
         server.process.send_signal(signal.SIGINT)  # fast shutdown: do not wait for idle pool connections

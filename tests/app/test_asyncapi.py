@@ -14,6 +14,7 @@ import pytest
 
 import tidings
 from examples.shop import inventory, payment, recommendations, shipping
+from tests.binaries import missing
 from tidings.app.asyncapi import asyncapi_document
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,9 +32,7 @@ def validate(path: Path) -> dict:
     node = shutil.which("node")
     if node is None or not (VALIDATOR.parent / "node_modules" / "@asyncapi" / "parser").is_dir():
         reason = "node and tools/asyncapi/node_modules (make test runs npm ci there) are needed"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"AsyncAPI validation is required under CI=true: {reason}")
-        pytest.skip(f"!!! AsyncAPI validation SKIPPED: {reason} !!!")
+        missing("AsyncAPI validation", reason)
     done = subprocess.run(
         [node, str(VALIDATOR), str(path)], check=False, capture_output=True, text=True, timeout=120
     )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from tidings.testing.servers import MissingBinary, ServerProcess, free_port, start_nats
+from tests.binaries import started
+from tidings.testing.servers import ServerProcess, free_port, start_nats
 
 
 @dataclass
@@ -23,14 +23,10 @@ class NatsServer:
 
 def start(directory, *, sync_always: bool) -> NatsServer:
     http_port = free_port()
-    try:
-        process = start_nats(
-            directory, sync_always=sync_always, extra_config=f"http: 127.0.0.1:{http_port}\n"
-        )
-    except MissingBinary as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"nats-server is required under CI: {exc}")
-        pytest.skip(f"NATS TESTS NOT RUN: {exc}")
+    process = started(
+        lambda: start_nats(directory, sync_always=sync_always, extra_config=f"http: 127.0.0.1:{http_port}\n"),
+        "nats-server",
+    )
     return NatsServer(process, f"http://127.0.0.1:{http_port}")
 
 

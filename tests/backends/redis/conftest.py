@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tidings.testing.servers import MissingBinary, ServerProcess, start_redis
+from tests.binaries import started
+from tidings.testing.servers import ServerProcess, start_redis
 
 
 def _start(directory: Path, appendfsync: str | None) -> ServerProcess:
-    try:
-        return start_redis(directory, appendfsync=appendfsync)
-    except MissingBinary as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"redis-server is required under CI: {exc}")
-        pytest.skip(f"REDIS TESTS NOT RUN: {exc}")
+    return started(lambda: start_redis(directory, appendfsync=appendfsync), "redis-server")
 
 
 @pytest.fixture(scope="module")

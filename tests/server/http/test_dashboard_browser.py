@@ -26,6 +26,7 @@ from rich.console import Console
 
 import tidings
 from examples.shop.run import run_shop
+from tests.binaries import missing
 from tidings.testing.servers import ServerProcess, start_broker
 
 try:
@@ -41,12 +42,6 @@ ORDERS = 50
 BACKLOG = 1100
 """Clicks nobody acknowledges: above the dashboard's red limit (1000) from the first snapshot."""
 TIMEOUT_MS = 10_000
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the browser tests are required under CI=true: {reason}")
-    pytest.skip(f"!!! dashboard browser test SKIPPED: {reason} !!!")
 
 
 def _request(
@@ -86,9 +81,9 @@ async def _laggard(server: ServerProcess) -> None:
 def chromium() -> Path:
     """Chromium and Playwright, checked before a broker is started for nothing."""
     if not CHROMIUM.exists():
-        _missing(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
+        missing("the dashboard's browser test", f"{CHROMIUM} is not installed (apt-get install -y chromium)")
     if async_playwright is None:
-        _missing("the playwright package is not installed (a dev extra)")
+        missing("the dashboard's browser test", "the playwright package is not installed (a dev extra)")
     return CHROMIUM
 
 
