@@ -6,7 +6,9 @@ Modules, one job each:
 * ``transport``: ``TcpTransport`` and the in-memory ``MockTransport`` / ``MockListener`` for tests
 * ``connection``: the pump between a transport and the sans-I/O protocol ``Connection``
 * ``channel``: how the parts reach the current connection; broker errors into ``tidings.errors``
-* ``producer``: batching, linger, partitions, retries of what is in flight
+* ``producer``: placing publishes in partitions, batching, linger
+* ``window``: the Produces in flight per partition: order, answers, resends after a reconnect, recovery
+* ``batches``: the per-partition state the two share (open, sealed and in-flight batches)
 * ``sequencer``: the idempotent producer's id and per-partition sequence numbers (no I/O)
 * ``publisher``: ``Publisher``, a handle on one topic with the batch call ``publish_many``
 * ``metadata``: topic partition counts for the producer

@@ -15,12 +15,11 @@ its cost per event is the encoder's (in C) plus building the results. Per
   or until ``linger`` has passed since its first record (with ``linger=0``, the
   default: until the end of the current turn of the event loop); then it is
   sealed;
-* **sealed** batches leave as soon as the partition's window has room:
-  each sealed batch goes in a Produce of its own, and up to
-  ``max_in_flight`` (5 by default, like Kafka's
-  ``max.in.flight.requests.per.connection`` with idempotence) are in flight
-  per partition at once. While the broker writes and fsyncs one, the next
-  crosses the network, so a large ``publish_many`` overlaps network and disk.
+* **sealed** batches leave as soon as the partition's window has room
+  (``tidings.client.window``: up to ``max_in_flight`` Produces in flight per
+  partition, resent in order after a reconnect, renumbered after a
+  refusal). While the broker writes and fsyncs one, the next crosses the
+  network, so a large ``publish_many`` overlaps network and disk.
 * a batch that is not full is sealed, its linger over, only when the
   partition has nothing in flight; until then it keeps filling. So full
   batches pipeline, and small ones grow with the load instead of turning
@@ -32,26 +31,6 @@ its cost per event is the encoder's (in C) plus building the results. Per
   high rates, not better. The exception is the last batch of a
   ``publish_many`` call (with ``linger=0``): its caller waits for all of
   it, so it leaves at once if the window has room (``_send_tails``).
-
-Order and exactly-once with several in flight. Sequences are given when a
-batch is first encoded, which is when it is first sent, in window order, so
-they rise with the order of the publishes. Frames of one connection are
-handled by the broker in order, and it remembers each producer's last five
-batches per partition (``core.producers.WINDOW``), which is why the window is
-at most five batches: every batch in flight can still be recognised.
-
-* **Reconnect**: every Produce in flight becomes unsent; once reconnected,
-  they go again in their original order, byte for byte (same producer id,
-  epoch and sequences), before anything new. The broker answers those it
-  stored with ``duplicate=True`` and their original offsets, and appends the
-  rest, since they follow on. If the broker granted another producer id,
-  they are renumbered, still in order.
-* **A refused batch** (or a Produce answered with an Error) leaves a gap in
-  the sequence: the broker then refuses the batches sent after it with
-  ``out_of_order_sequence``. The window stops sending, waits for the answers
-  in flight, fails the refused batch, gives its numbers back (``rewind``)
-  and sends the batches refused only because of the gap again, renumbered,
-  in front of everything else. Their publishes never see that error.
 
 The first publish to a topic the broker does not know goes alone, with no
 partition (``_publish_creating``): the broker creates the topic if its
@@ -69,15 +48,13 @@ import contextlib
 import logging
 import random
 from bisect import bisect_right
-from collections import deque
 from collections.abc import Awaitable, Iterable, Sequence
-from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
 
+from tidings.client.batches import PartitionQueue, PendingBatch, fail, retrieve
 from tidings.client.channel import Channel
 from tidings.client.config import check_topic
-from tidings.client.connection import ClientConnection
 from tidings.client.message import (
     HeadersIn,
     PublishResult,
@@ -87,20 +64,10 @@ from tidings.client.message import (
     encode_key,
 )
 from tidings.client.metadata import TopicMetadata
-from tidings.client.sequencer import Encoded, PartitionKey, Sequencer
-from tidings.errors import ConnectionLost, NotConnected, PublishError, TidingsError
-from tidings.protocol import (
-    AckMode,
-    Appended,
-    BatchResult,
-    Error,
-    Frame,
-    Produce,
-    ProducerClaim,
-    ProduceResult,
-    Rejected,
-    Welcome,
-)
+from tidings.client.sequencer import PartitionKey, Sequencer
+from tidings.client.window import ProduceWindow
+from tidings.errors import NotConnected, PublishError, TidingsError
+from tidings.protocol import Appended, Error, ProducerClaim, Welcome
 from tidings.records import HEADER_SIZE, BatchBuilder, partition_for_key
 
 log = logging.getLogger("tidings.client")
@@ -108,66 +75,6 @@ log = logging.getLogger("tidings.client")
 FRAME_SLACK = 4096
 """Room left in a frame for its prefix and msgpack header."""
 RECORD_OVERHEAD = 24 + 2 + 64  # record prefix, header count, a little for header names
-
-
-Waiter = tuple["asyncio.Future[Any]", int, int]
-"""A future waiting on records of a batch: (future, index of its first record, record count).
-
-A count of 0 marks one ``publish``: its future gets a ``PublishResult``. A run
-of ``publish_many`` has its count, and its future gets ``(partition,
-offset of its first record)``: one future per run instead of per event.
-"""
-
-
-@dataclass(slots=True)
-class PendingBatch:
-    """Records on their way into one batch, and the futures waiting on them."""
-
-    builder: BatchBuilder = field(default_factory=BatchBuilder)
-    waiters: list[Waiter] = field(default_factory=list)
-    encoded: Encoded | None = None
-    count: int = 0
-    """Records in the batch (``len(builder)``, kept here because ``enqueue`` reads it every call)."""
-
-    def __len__(self) -> int:
-        return self.count
-
-
-@dataclass(slots=True)
-class InFlight:
-    """One Produce of the partition's window: its batch, and the future of its answer (None: unsent)."""
-
-    batch: PendingBatch
-    answer: asyncio.Future[Frame] | None = None
-
-
-@dataclass(slots=True)
-class PartitionQueue:
-    topic: str
-    partition: int | None
-    """None only for the lone Produce that creates a topic (the broker places it)."""
-    open: PendingBatch | None = None
-    sealed: deque[PendingBatch] = field(default_factory=deque)
-    window: deque[InFlight] = field(default_factory=deque)
-    """Produces sent (or to send again after a reconnect) and not answered yet, oldest first."""
-    task: asyncio.Task[None] | None = None
-    """Waits for the window's answers, oldest first, and resends it after a reconnect."""
-    linger: asyncio.Handle | None = None
-    ready: bool = False
-    """The open batch's linger is over: send it as soon as the window has room."""
-    recovering: bool = False
-    """A batch was refused: send nothing new until the window's answers are in (see the module)."""
-    refused: Encoded | None = None
-    """The first batch refused since ``recovering`` began: the numbers to give back."""
-    retry: list[PendingBatch] = field(default_factory=list)
-    """Batches refused only because of that gap, to send again, renumbered."""
-    last_appended: Encoded | None = None
-    sent_on: ClientConnection | None = None
-    """The connection the window was sent on: a new batch may follow it there, not on another."""
-
-    @property
-    def key(self) -> PartitionKey:
-        return (self.topic, self.partition)
 
 
 class Producer:
@@ -182,10 +89,7 @@ class Producer:
         self._sticky: dict[str, int] = {}
         self._frame_budget = self._config.max_batch_bytes
         self._closed = False
-        self._in_flight_count = 0
-        self._max_in_flight = self._config.max_in_flight
-        self._conn: ClientConnection | None = None
-        """The connection Produces go out on, while it is open (set by the window tasks)."""
+        self._window = ProduceWindow(channel, self._sequencer, metadata, self._seal)
         self._creating: dict[str, asyncio.Lock] = {}
 
     def __repr__(self) -> str:
@@ -200,7 +104,7 @@ class Producer:
     @property
     def pending(self) -> int:
         """Publishes not yet answered."""
-        total = self._in_flight_count
+        total = self._window.in_flight_count
         for queue in self._queues.values():
             total += sum(batch.count for batch in queue.sealed) + (queue.open.count if queue.open else 0)
             total += sum(batch.count for batch in queue.retry)
@@ -359,7 +263,7 @@ class Producer:
         if batch.count >= config.max_batch_records or batch.builder.size >= config.max_batch_bytes:
             self._seal(queue)
         if queue.sealed:
-            self._pump(queue)
+            self._window.pump(queue)
         return future
 
     def enqueue_many(
@@ -429,7 +333,7 @@ class Producer:
             if batch.count >= config.max_batch_records or batch.builder.size >= config.max_batch_bytes:
                 self._seal(queue)
             if queue.sealed:
-                self._pump(queue)
+                self._window.pump(queue)
         if config.linger == 0:
             self._send_tails(touched)
         return runs
@@ -443,9 +347,9 @@ class Producer:
         """
         for queue in queues.values():
             tail = queue.open
-            if tail is not None and tail.count and len(queue.window) < self._max_in_flight:
+            if tail is not None and tail.count and self._window.has_room(queue):
                 self._seal(queue)
-                self._pump(queue)
+                self._window.pump(queue)
 
     def _open(self, queue: PartitionQueue) -> PendingBatch:
         """Start the partition's open batch and schedule the end of its linger."""
@@ -466,7 +370,7 @@ class Producer:
             tasks = []
             for queue in list(self._queues.values()):
                 queue.ready = True
-                self._pump(queue)
+                self._window.pump(queue)
                 if queue.task is not None:
                     tasks.append(queue.task)
             if not tasks:
@@ -475,7 +379,7 @@ class Producer:
 
     def close(self, reason: TidingsError) -> None:
         """Fail whatever is still waiting with ``reason``; publishes from now on raise ``NotConnected``."""
-        self._closed = True
+        self._closed = self._window.closed = True
         for queue in self._queues.values():
             if queue.linger is not None:
                 queue.linger.cancel()
@@ -484,12 +388,12 @@ class Producer:
             batches = [entry.batch for entry in queue.window] + queue.retry + list(queue.sealed)
             batches += [queue.open] if queue.open else []
             for entry in queue.window:
-                _retrieve(entry.answer)
+                retrieve(entry.answer)
             queue.window.clear()
             queue.retry.clear()
             queue.sealed.clear()
             queue.open = None
-            _fail(batches, reason)
+            fail(batches, reason)
 
     async def _publish_creating(
         self,
@@ -517,7 +421,7 @@ class Producer:
             queue = PartitionQueue(topic, None)
             self._sequencer.forget_topic(topic)
             try:
-                answer = await self._send(queue, [batch])
+                answer = await self._window.send_alone(queue, [batch])
             finally:
                 self._metadata.forget(topic)
             if isinstance(answer, Error):
@@ -541,7 +445,7 @@ class Producer:
     def _linger_over(self, queue: PartitionQueue) -> None:
         queue.linger = None
         queue.ready = True
-        self._pump(queue)
+        self._window.pump(queue)
 
     def _seal(self, queue: PartitionQueue) -> None:
         if queue.open is None:
@@ -556,233 +460,6 @@ class Producer:
             partitions = self._metadata.cached(queue.topic) or 1
             self._sticky[queue.topic] = (queue.partition + 1) % partitions
 
-    def _pump(self, queue: PartitionQueue) -> None:
-        """Send what is due while the partition's window has room: the one place Produces leave."""
-        if self._closed or queue.recovering:
-            return
-        window = queue.window
-        if queue.open is not None and queue.ready and not window:
-            self._seal(queue)  # a batch not full yet waits for the window to empty, and grows meanwhile
-        if not queue.sealed or len(window) >= self._max_in_flight:
-            return
-        conn = self._conn
-        if (
-            conn is None
-            or not conn.is_open
-            or (window and (window[-1].answer is None or queue.sent_on is not conn))
-        ):
-            self._start(queue)  # it connects, then resends and sends in order
-            return
-        self._send_window(queue, conn)
-
-    def _send_window(self, queue: PartitionQueue, conn: ClientConnection) -> None:
-        """Send the window's unsent Produces in order, then sealed batches while there is room.
-
-        Synchronous, so nothing can come between two frames of one partition:
-        the order on the wire is the order of the sequences.
-        """
-        window = queue.window
-        queue.sent_on = conn
-        try:
-            for entry in window:
-                if entry.answer is None:
-                    entry.answer = conn.request(self._produce_frame(queue, entry.batch, conn))
-            while queue.sealed and len(window) < self._max_in_flight:
-                entry = InFlight(queue.sealed.popleft())
-                window.append(entry)
-                self._in_flight_count += entry.batch.count
-                entry.answer = conn.request(self._produce_frame(queue, entry.batch, conn))
-        except ConnectionLost:  # no answer can come on this connection now: send it all again later
-            for entry in window:
-                _retrieve(entry.answer)
-                entry.answer = None
-        if window:
-            self._start(queue)
-
-    def _produce_frame(self, queue: PartitionQueue, batch: PendingBatch, conn: ClientConnection) -> Produce:
-        batch.encoded = encoded = self._sequencer.encode(queue.key, batch.builder, batch.encoded)
-        return Produce(
-            request_id=conn.next_id(),
-            topic=queue.topic,
-            partition=queue.partition,
-            batches=(encoded.data,),
-            ack=AckMode.DURABLE,
-        )
-
-    def _start(self, queue: PartitionQueue) -> asyncio.Task[None]:
-        if queue.task is None:
-            queue.task = asyncio.create_task(self._drive(queue), name=f"tidings-produce-{queue.topic}")
-        return queue.task
-
-    # -- sending and answers --------------------------------------------------------------
-
-    async def _drive(self, queue: PartitionQueue) -> None:
-        """Take the window's answers in order; after a lost connection, send the window again."""
-        window = queue.window
-        try:
-            while True:
-                if not window or window[-1].answer is None:
-                    if not window and not queue.sealed:
-                        return
-                    try:
-                        self._conn = conn = await self._channel.connection()
-                    except (ConnectionLost, NotConnected):
-                        self._sequencer.lose_track()  # the broker may have stored them: never reuse numbers
-                        raise
-                    self._send_window(queue, conn)
-                    if not window:
-                        return
-                    with contextlib.suppress(ConnectionLost):
-                        await conn.drain()
-                head = window[0]
-                if head.answer is None:
-                    continue  # the connection broke while sending: wait for the next one
-                try:
-                    answer = await head.answer
-                except ConnectionLost:
-                    log.info(
-                        "connection lost with %d Produce(s) in flight to %s/%s: sending them again "
-                        "after reconnecting",
-                        len(window),
-                        queue.topic,
-                        queue.partition,
-                    )
-                    for entry in window:
-                        _retrieve(entry.answer)
-                        entry.answer = None
-                    continue
-                window.popleft()
-                self._in_flight_count -= head.batch.count
-                self._settle(queue, head.batch, answer)
-                if queue.recovering and not window:
-                    self._recovered(queue)
-                self._pump(queue)
-        except asyncio.CancelledError:
-            self._abandon(queue, NotConnected("the client closed before the broker answered"))
-            raise
-        except TidingsError as exc:
-            self._abandon(queue, exc)
-            self._fail_queued(queue, exc)
-        finally:
-            queue.task = None
-        self._pump(queue)
-
-    def _fail_queued(self, queue: PartitionQueue, exc: BaseException) -> None:
-        """No connection came within ``reconnect_timeout``: the batches waiting to be sent fail too.
-
-        They hold no sequence numbers yet (those are given at the first send), so failing them is
-        clean, and it keeps the promise of ``reconnect_timeout``: a publish made while the broker is
-        away raises ``ConnectionLost`` then, rather than waiting for as long as the broker is gone.
-        """
-        batches = list(queue.sealed)
-        queue.sealed.clear()
-        if queue.open is not None:
-            batches.append(queue.open)
-            queue.open = None
-        if queue.linger is not None:
-            queue.linger.cancel()
-            queue.linger = None
-        _fail(batches, exc)
-
-    def _abandon(self, queue: PartitionQueue, exc: BaseException) -> None:
-        """No answer will come for the window: fail its publishes (and those waiting to be resent)."""
-        batches = [entry.batch for entry in queue.window] + queue.retry
-        for entry in queue.window:
-            _retrieve(entry.answer)
-            self._in_flight_count -= entry.batch.count
-        queue.window.clear()
-        queue.retry.clear()
-        queue.recovering = False
-        queue.refused = None
-        _fail(batches, exc)
-
-    async def _send(self, queue: PartitionQueue, batches: list[PendingBatch]) -> ProduceResult | Error:
-        """Send the batches until answered, again on each new connection. Raises if none comes in time."""
-        while True:
-            try:
-                conn = await self._channel.connection()
-            except (ConnectionLost, NotConnected):
-                self._sequencer.lose_track()  # the broker may have stored them: never reuse these numbers
-                raise
-            for batch in batches:
-                batch.encoded = self._sequencer.encode(queue.key, batch.builder, batch.encoded)
-            frame = Produce(
-                request_id=conn.next_id(),
-                topic=queue.topic,
-                partition=queue.partition,
-                batches=tuple(batch.encoded.data for batch in batches if batch.encoded is not None),
-                ack=AckMode.DURABLE,
-            )
-            future: asyncio.Future[Frame] | None = None
-            try:
-                future = conn.request(frame)
-                await conn.drain()
-                answer = await future
-            except ConnectionLost:
-                _retrieve(future)  # when drain raised, the answer failed too, unawaited
-                log.info(
-                    "connection lost with a Produce in flight to %s/%s: sending it again after reconnecting",
-                    queue.topic,
-                    queue.partition,
-                )
-                continue
-            if isinstance(answer, ProduceResult | Error):
-                return answer
-            raise PublishError(
-                f"the broker answered a Produce with {type(answer).__name__}", reason="unexpected_answer"
-            )
-
-    def _settle(self, queue: PartitionQueue, batch: PendingBatch, answer: Frame) -> None:
-        """Resolve one Produce's publishes from its answer; a refusal starts a recovery (see the module)."""
-        where = f"{queue.topic}/{queue.partition}"
-        result: BatchResult | None = None
-        if isinstance(answer, ProduceResult) and len(answer.results) == 1:
-            result = answer.results[0]
-        if isinstance(result, Appended):
-            queue.last_appended = batch.encoded
-            partition, base, topic = result.partition, result.base_offset, queue.topic
-            for future, index, count in batch.waiters:
-                if future.done():
-                    continue
-                if count:
-                    future.set_result((partition, base + index))
-                else:
-                    future.set_result(PublishResult(topic, partition, base + index))
-            return
-        if queue.recovering and isinstance(result, Rejected) and result.code == "out_of_order_sequence":
-            batch.encoded = None  # refused only because an earlier batch was: renumber it, send it again
-            queue.retry.append(batch)
-            return
-        if isinstance(answer, Error):
-            code, why = answer.code, f"failed: {answer.message} ({answer.code})"
-        elif isinstance(result, Rejected):
-            code, why = result.code, f"refused: {result.message}"
-        elif isinstance(answer, ProduceResult):
-            self._sequencer.lose_track()
-            code = "unexpected_answer"
-            why = f"the broker answered {len(answer.results)} results for 1 batch"
-        else:
-            self._sequencer.lose_track()
-            code, why = "unexpected_answer", f"the broker answered a Produce with {type(answer).__name__}"
-        if code == "unknown_topic":
-            self._metadata.forget(queue.topic)
-        if not queue.recovering:
-            queue.recovering = True
-            queue.refused = batch.encoded
-        _fail([batch], PublishError(f"publish to {where} {why}", reason=code))
-
-    def _recovered(self, queue: PartitionQueue) -> None:
-        """Every answer of the window is in: give back the refused numbers, resend what the gap refused."""
-        if queue.refused is not None:
-            appended = queue.last_appended
-            if appended is not None and appended.identity != queue.refused.identity:
-                appended = None
-            self._sequencer.rewind(queue.key, [queue.refused], appended)
-        queue.sealed.extendleft(reversed(queue.retry))
-        queue.retry.clear()
-        queue.refused = None
-        queue.recovering = False
-
 
 def _too_large(topic: str, size: int, budget: int) -> PublishError:
     return PublishError(
@@ -790,22 +467,3 @@ def _too_large(topic: str, size: int, budget: int) -> PublishError:
         f"({budget:,} bytes)",
         reason="message_too_large",
     )
-
-
-def _retrieve(answer: asyncio.Future[Frame] | None) -> None:
-    """Mark a Produce's answer as seen: a lost connection fails it, and nobody awaits it any more."""
-    if answer is None:
-        return
-    if answer.done():
-        if not answer.cancelled():
-            answer.exception()
-    else:
-        answer.add_done_callback(_retrieve)
-
-
-def _fail(batches: Iterable[PendingBatch], exc: BaseException) -> None:
-    for batch in batches:
-        for future, _, _ in batch.waiters:
-            if not future.done():
-                future.set_exception(exc)
-                future.exception()  # mark retrieved: a caller that gave up must not cause a warning
