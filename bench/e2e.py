@@ -324,10 +324,12 @@ def state_table(result: dict[str, Any]) -> report.Table:
     )
     table.add("fill (publish_many, fsync=always)", report.fmt_seconds(result["fill_s"]), "")
     table.add(
-        "publish_many when full / when empty",
+        "publish_many into the full topic / into an empty one",
         f"{result['full_vs_empty']:.2f}",
-        f"{report.fmt_rate(result['publish_full_per_s'])}/s vs "
-        f"{report.fmt_rate(result['publish_empty_per_s'])}/s, {result['probe_events']:,} events each",
+        f"median {report.fmt_rate(result['publish_full_per_s'])}/s vs "
+        f"{report.fmt_rate(result['publish_empty_per_s'])}/s (an empty topic of the same broker), "
+        f"{len(result['publish_full_runs'])} alternating rounds of {result['probe_events']:,} events; "
+        f"the same topic before the fill: {report.fmt_rate(result['publish_before_fill_per_s'])}/s",
     )
     table.add(
         "broker RSS, stalled consumer",

@@ -54,6 +54,9 @@ from tidings.protocol import (
 
 log = logging.getLogger("tidings.client")
 
+SMALL_IN_FLIGHT = 1
+"""A batch that is not full leaves only while fewer than this many Produces of its partition are in flight."""
+
 
 class ProduceWindow:
     """Sends every partition's sealed batches in order and settles their publishes from the answers.
@@ -88,7 +91,7 @@ class ProduceWindow:
         if self.closed or queue.recovering:
             return
         window = queue.window
-        if queue.open is not None and queue.ready and not window:
+        if queue.open is not None and queue.ready and len(window) < SMALL_IN_FLIGHT:
             self._seal(queue)  # a batch not full yet waits for the window to empty, and grows meanwhile
         if not queue.sealed or len(window) >= self._max_in_flight:
             return
