@@ -138,7 +138,7 @@ async def _run(peer: Peer, size: int, count: int) -> dict[str, float]:
 async def measure(peer: Peer, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"name": peer.name, "settings": peer.settings, "cases": {}}
     for size in args.sizes:
-        case: dict[str, Any] = await throughput(peer, size, args.count, args.runs)
+        case: dict[str, Any] = await throughput(peer, size, args.warmup, args.runs)
         case["latency"] = await latency_runs(peer, args.rate, args.seconds, size, args.latency_runs)
         if isinstance(peer, TidingsPeer) and not peer.batch_api and args.more:
             case["more"] = await more_workloads(peer, size, args)
@@ -501,6 +501,7 @@ def parse_args() -> argparse.Namespace:
     args.docs = args.docs and set(args.peers.split(",")) == set(ALL_PEERS.split(","))
     args.sizes = [100, 1024]
     args.count = 1_000 if args.quick else 20_000
+    args.warmup = 1_000 if args.quick else 5_000
     args.runs = args.runs or (1 if args.quick else 3)
     args.rate = 500 if args.quick else 5_000
     args.seconds = 0.5 if args.quick else 2.0
@@ -530,6 +531,7 @@ def run_all(args: argparse.Namespace, console: Any) -> dict[str, Any]:
         "full": args.full,
         "sizes": args.sizes,
         "count": args.count,
+        "warmup_events": args.warmup,
         "runs": args.runs,
         "latency_rate": args.rate,
         "latency_seconds": args.seconds,
@@ -597,7 +599,7 @@ def main() -> int:
             f"Run {payload['date']} (`{payload['command']}`, {payload['duration_s']:.0f} s) on "
             f"{report.machine_line(payload['machine'])}. Clients on {payload['event_loop']}. "
             f"Throughput: median of {args.runs} runs of about {RUN_SECONDS:g} s of publishing each "
-            f"(events per run sized by a warm-up run of {args.count:,}; the JSON has every run); "
+            f"(events per run sized by a warm-up run of {args.warmup:,}; the JSON has every run); "
             f"latency: median of {args.latency_runs} runs of {args.seconds:g} s at each rate. "
             f"JSON: `{paths[0].relative_to(ROOT)}`.",
             *(table.markdown() for table in tables),
