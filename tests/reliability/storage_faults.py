@@ -30,7 +30,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tests.storage.appender import batch_for, id_of, read_batches
+from tests.storage.appender import batch_for, id_of, logical_end, read_batches
 from tidings.errors import DiskFullError, LogFailedError, StorageError
 from tidings.records import check_batch
 from tidings.storage import FsyncPolicy, LogConfig, PartitionLog
@@ -176,11 +176,17 @@ def _outcomes() -> dict[str, int]:
     )
 
 
-def _tail(image: dict[str, bytes]) -> tuple[str, bytes, int]:
-    """The last segment's name, its bytes, and where its last batch (id 39) starts."""
+def _tail(image: dict[str, bytes]) -> tuple[str, bytes, int, int]:
+    """The last segment's name, its bytes, and where its last batch (id 39) starts and ends.
+
+    After a kill -9 the active segment's file runs on past its last batch into
+    the zero-filled room the log preallocated (``PartitionLog.preallocate``):
+    the batch ends at the segment's logical end, not at the file's.
+    """
     last_segment = max(name for name in image if name.endswith(".log"))
     data = image[last_segment]
-    return last_segment, data, len(data) - len(batch_for(39))
+    end = logical_end(data)
+    return last_segment, data, end - len(batch_for(39)), end
 
 
 def corruption(flips: int, workdir: Path, *, seed: int = 3) -> dict[str, Any]:
@@ -190,12 +196,12 @@ def corruption(flips: int, workdir: Path, *, seed: int = 3) -> dict[str, Any]:
         directory = workdir / case
         placed = _build(directory, 40, checkpoint_tail=checkpointed)
         image = _snapshot(directory)
-        last_segment, data, start = _tail(image)
+        last_segment, data, start, end = _tail(image)
         mark_lost = _outcomes()
         for lose_mark, counts in ((False, _outcomes()), (True, mark_lost)):
             if lose_mark and checkpointed:
                 continue  # the checkpoint covers the batch: the mark adds nothing
-            for position in range(start, len(data)):  # every byte of the tail batch, flipped
+            for position in range(start, end):  # every byte of the tail batch, flipped
                 damaged = bytearray(data)
                 damaged[position] ^= 1 << rng.randrange(8)
                 (directory / last_segment).write_bytes(bytes(damaged))
@@ -204,7 +210,7 @@ def corruption(flips: int, workdir: Path, *, seed: int = 3) -> dict[str, Any]:
                 _check(directory, placed, counts, tail=39 if lose_mark else None)
                 _restore(directory, image)
             if not lose_mark:
-                results[case] = {"flipped_bytes": len(data) - start, "flips": counts}
+                results[case] = {"flipped_bytes": end - start, "flips": counts}
         if checkpointed:
             continue
         results[case]["mark_lost"] = mark_lost
@@ -212,13 +218,15 @@ def corruption(flips: int, workdir: Path, *, seed: int = 3) -> dict[str, Any]:
         directory = workdir / "tail_unacknowledged"
         placed = _build(directory, 40, checkpoint_tail=False, ack_last=False)
         image = _snapshot(directory)
-        last_segment, data, start = _tail(image)
+        last_segment, data, start, end = _tail(image)
         torn = _outcomes()
-        for cut in range(start, len(data)):  # every torn write of it
-            (directory / last_segment).write_bytes(data[:cut])
+        for cut in range(start, end):  # every torn write of it
+            # The write tore inside the preallocated room: what follows the cut is its zeros
+            # (a file with no room simply ends at the cut).
+            (directory / last_segment).write_bytes(data[:cut] + bytes(len(data) - cut))
             _check(directory, placed, torn, tail=39)
             _restore(directory, image)
-        results[case].update(torn_cuts=len(data) - start, torn=torn)
+        results[case].update(torn_cuts=end - start, torn=torn, room_bytes=len(data) - end)
     directory = workdir / "sealed"
     placed = _build(directory, 200, checkpoint_tail=True)
     image = _snapshot(directory)

@@ -25,7 +25,15 @@ import random
 import sys
 import threading
 
-from tidings.records import BatchHeader, build_batch, check_batch, iter_batches, iter_records
+from tidings.records import (
+    HEADER_SIZE,
+    BatchHeader,
+    build_batch,
+    check_batch,
+    iter_batches,
+    iter_records,
+    read_header,
+)
 from tidings.storage import FsyncPolicy, LogConfig, PartitionLog
 from tidings.storage.faults import FaultyFileSystem
 
@@ -71,6 +79,30 @@ def append_all(log: PartitionLog, numbers: list[int] | range) -> list[tuple[int,
         log.commit(result.last_offset)
         placed.append((number, result.base_offset))
     return placed
+
+
+def batch_spans(data: bytes | bytearray) -> list[tuple[int, int]]:
+    """(position, length) of each batch in the raw bytes of a .log, up to its preallocated zeros.
+
+    A file's size is not its segment's end: the log keeps zero-filled room
+    after the last batch (``PartitionLog.preallocate``), and a zero length
+    is where a header walk must stop.
+    """
+    spans: list[tuple[int, int]] = []
+    position = 0
+    while position + HEADER_SIZE <= len(data):
+        length = read_header(data, position).length
+        if length == 0:
+            break
+        spans.append((position, length))
+        position += length
+    return spans
+
+
+def logical_end(data: bytes | bytearray) -> int:
+    """Where the last batch of these .log bytes ends: the segment's end, before any zeros."""
+    spans = batch_spans(data)
+    return spans[-1][0] + spans[-1][1] if spans else 0
 
 
 def id_of(data: bytes, position: int = 0, header: BatchHeader | None = None) -> int:

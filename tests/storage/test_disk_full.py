@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.storage.appender import append_all, assert_is_batch, batch_for, read_batches
+from tests.storage.appender import append_all, assert_is_batch, batch_for, logical_end, read_batches
 from tidings.errors import DiskFullError, LogFailedError
 from tidings.records import read_header
 from tidings.storage import LogConfig, PartitionLog
@@ -39,7 +39,14 @@ def assert_serves(log: PartitionLog, expected: list[tuple[int, int]]) -> None:
 
 
 def log_files(directory: Path) -> dict[str, bytes]:
-    return {path.name: path.read_bytes() for path in sorted(directory.glob("*.log"))}
+    """The batches of each .log: preallocated zeros after them are room, whether there or cut."""
+    files = {}
+    for path in sorted(directory.glob("*.log")):
+        data = path.read_bytes()
+        end = logical_end(data)
+        assert not data[end:].strip(b"\0"), f"{path.name}: junk after the last batch"
+        files[path.name] = data[:end]
+    return files
 
 
 def end_of(placed: list[tuple[int, int]]) -> int:

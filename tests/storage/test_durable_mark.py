@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.storage.appender import append_all, assert_is_batch, batch_for, read_batches
+from tests.storage.appender import (
+    append_all,
+    assert_is_batch,
+    batch_for,
+    batch_spans,
+    logical_end,
+    read_batches,
+)
 from tidings.errors import DiskFullError, LogFailedError
 from tidings.records import crc32c, read_header
 from tidings.storage import FsyncPolicy, LogConfig, OsFileSystem, PartitionLog
@@ -36,10 +43,8 @@ def flip_last_batch(directory: Path, rng: random.Random) -> tuple[Path, int]:
     """Flip one random bit of the last batch of the last segment; returns (file, batch start)."""
     path = sorted(directory.glob("*.log"))[-1]
     data = bytearray(path.read_bytes())
-    position = start = 0
-    while position < len(data):
-        start, position = position, position + read_header(data, position).length
-    data[rng.randrange(start, len(data))] ^= 1 << rng.randrange(8)
+    start, length = batch_spans(data)[-1]
+    data[rng.randrange(start, start + length)] ^= 1 << rng.randrange(8)
     path.write_bytes(bytes(data))
     return path, start
 
@@ -194,15 +199,12 @@ def damage_an_acknowledged_batch(
         log._failed = LogFailedError("abandoned, as a SIGKILL would leave it")  # no checkpoint on close
     path = sorted(directory.glob("*.log"))[-1]
     data = bytearray(path.read_bytes())
-    starts, position = [], 0
-    while position < len(data):
-        starts.append(position)
-        position += read_header(data, position).length
+    starts = [position for position, _ in batch_spans(data)]
     assert len(starts) == len(acked), "one segment"
     data[starts[victim] + read_header(data, starts[victim]).length - 1] ^= 0xFF
     path.write_bytes(bytes(data))
     old_mark = read_mark(directory)
-    assert old_mark is not None and old_mark.position == len(data)
+    assert old_mark is not None and old_mark.position == logical_end(data)
     return acked, starts, path
 
 

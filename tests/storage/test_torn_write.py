@@ -28,7 +28,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.storage.appender import append_all, assert_is_batch, batch_for, read_batches
+from tests.storage.appender import (
+    append_all,
+    assert_is_batch,
+    batch_for,
+    batch_spans,
+    logical_end,
+    read_batches,
+)
 from tidings.errors import LogCorruptedError
 from tidings.records import read_header
 from tidings.storage import LogConfig, OsFileSystem, PartitionLog
@@ -57,11 +64,8 @@ class Image:
         found: dict[int, tuple[Path, int, int]] = {}
         for path in sorted(self.directory.glob("*.log")):
             data = path.read_bytes()
-            position = 0
-            while position < len(data):
-                header = read_header(data, position)
-                found[header.base_offset] = (path, position, header.length)
-                position += header.length
+            for position, length in batch_spans(data):
+                found[read_header(data, position).base_offset] = (path, position, length)
         return found
 
     def locate(self, index: int) -> tuple[Path, int, int]:
@@ -99,12 +103,16 @@ def build_image(directory: Path, kind: str) -> Image:
     tail = [image.locate(i) for i in range(len(placed) - len(SMALL_IDS), len(placed))]
     assert len({path for path, _, _ in tail}) == 1, "the small batches share the active segment"
     path, last_position, last_length = tail[-1]
-    assert path.stat().st_size == last_position + last_length
+    data = path.read_bytes()
+    assert logical_end(data) == last_position + last_length
+    # A crash leaves the preallocated zeros after the last batch; a clean close cut them.
+    assert (len(data) > last_position + last_length) == crashed
+    assert not data[last_position + last_length :].strip(b"\0")
     if crashed:
         assert point.segment == int(path.stem)
         assert point.position <= tail[0][1], "the checkpoint is before the tail"
     else:
-        assert point.position == path.stat().st_size, "a clean close checkpoints everything"
+        assert point.position == len(data), "a clean close checkpoints everything"
     mark = durable_mark.read(OsFileSystem(), str(directory))
     assert mark is not None and mark.segment == int(path.stem)
     assert mark.position == (last_position if kind == "torn" else last_position + last_length)
@@ -210,11 +218,15 @@ def test_a_cut_anywhere_in_a_last_batch_above_the_durable_mark_leaves_exactly_th
         directory = fresh_copy(image, tmp_path / "log")
         segment = directory / path.name
         os.truncate(segment, cut)
+        segment_bytes = segment.read_bytes()
         set_mark(directory, image, mark)
 
         with PartitionLog(str(directory), CONFIG) as log:
             assert log.corruption is None, cut
-            assert log.recovery.truncated_bytes == cut - start, cut
+            # The zeros a torn batch ends with cannot be told from preallocated room.
+            torn = len(segment_bytes[start:cut].rstrip(b"\0"))
+            assert log.recovery.truncated_bytes == torn, cut
+            assert log.recovery.truncated_bytes + log.recovery.preallocated_bytes == cut - start, cut
             assert log.end_offset == image.batches[-1][1], cut
             assert segment.stat().st_size == start, cut
             assert_serves(log, before)

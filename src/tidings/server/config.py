@@ -70,6 +70,11 @@ class BrokerConfig:
     retention_bytes: int | None = None
     segment_bytes: int = 128 * MiB
     segment_ms: int = 7 * 24 * 3600 * 1000
+    segment_prealloc_bytes: int = 4 * MiB
+    """Zero-filled, fsynced room kept ahead of each active segment under ``fsync=always`` (0: off).
+
+    Cheaper fsyncs on ext4 (no journal commit per group commit), for up to twice this much disk
+    per partition; see ``PartitionLog.preallocate``."""
     auth_token: str | None = None
     """The older shared token: when set, a Hello must carry it, and it grants everything (prefer [auth])."""
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -144,6 +149,8 @@ class BrokerConfig:
                 raise bad(key, "must be a positive integer (leave it out to keep everything)")
         if self.segment_bytes < MIN_SEGMENT_BYTES:
             raise bad("segment_bytes", f"must be at least {MIN_SEGMENT_BYTES}")
+        if self.segment_prealloc_bytes < 0:
+            raise bad("segment_prealloc_bytes", "must be >= 0 (0 turns preallocation off)")
         positive = (
             "segment_ms",
             "write_buffer_high",
@@ -223,6 +230,7 @@ class BrokerConfig:
             retention_bytes=self.retention_bytes,
             segment_bytes=self.segment_bytes,
             segment_ms=self.segment_ms,
+            segment_prealloc_bytes=self.segment_prealloc_bytes,
         )
         return CoreConfig(
             data_dir=self.data_dir,

@@ -53,5 +53,11 @@ class LogConfig:
     max_segment_ms: int = 7 * 24 * 3600 * 1000
     index_interval_bytes: int = 4096
     checkpoint_interval_bytes: int = 16 * 1024 * 1024
+    # Zero-filled, fsynced room kept ahead of the active segment's end under ``fsync=always``,
+    # topped up by this much when less than this is left; 0 turns it off. Why: an fdatasync after
+    # appending to a growing file also commits the new size and blocks to the journal; after
+    # overwriting blocks that were zeroed and synced before it only writes the data, about twice
+    # as fast on ext4 (see ``PartitionLog.preallocate`` and docs/format.md, Preallocation).
+    prealloc_bytes: int = 4 * 1024 * 1024
     # Walk each appended batch's record prefixes (see records.validate_records).
     validate_records: bool = True

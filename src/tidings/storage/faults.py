@@ -244,3 +244,8 @@ class FaultyFileSystem:
 
     def read_file(self, path: str) -> bytes:
         return self.inner.read_file(path)
+
+    def free_space(self, path: str) -> int:
+        """What the real disk has, or less: the budget left after ``fill``."""
+        real = self.inner.free_space(path)
+        return real if self.space is None else min(real, max(self.space, 0))

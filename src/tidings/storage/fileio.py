@@ -57,6 +57,13 @@ class FileSystem(Protocol):
 
     def read_file(self, path: str) -> bytes: ...
 
+    def free_space(self, path: str) -> int:
+        """Bytes an unprivileged writer may still use on the file system holding ``path``.
+
+        Only sizes the log's preallocation (``PartitionLog.preallocate``), so
+        that zero-filled room never takes more than a small part of what is left.
+        """
+
 
 class OsFile:
     __slots__ = ("_fd", "path")
@@ -128,3 +135,7 @@ class OsFileSystem:
     def read_file(self, path: str) -> bytes:
         with open(path, "rb") as handle:
             return handle.read()
+
+    def free_space(self, path: str) -> int:
+        stats = os.statvfs(path)
+        return stats.f_bavail * stats.f_frsize

@@ -20,6 +20,15 @@ or a file that ends short of it, is corruption even at the tail, never a
 tear. Above it the rule above holds. A missing, damaged or stale mark (one
 that names another segment, or says less) only leaves more to that rule.
 
+Zeros after the last good batch are neither a tear nor damage: the log keeps
+zero-filled room ahead of the active segment's end (``PartitionLog.preallocate``),
+and a crash leaves it behind. They are trimmed without a word, as a clean
+close would have, and found with a few reads backwards from the end of the
+file, not a batch-by-batch scan. A torn write followed by zeros is a torn
+write (cut, above the mark) and then room. Zeros where the mark says batches
+were synced are missing data: corruption. Once any damage is reported,
+nothing is cut, zeros included.
+
 A missing or damaged checkpoint means scanning everything: slow, never wrong.
 Index files that fail their checks (size, order, pointing past the log, a
 last entry that is not the segment's last batch: one short header walk per
@@ -50,6 +59,7 @@ class LoadOutcome:
     segments: list[Segment]
     corruption: CorruptionReport | None = None
     truncated_bytes: int = 0  # torn tail cut off
+    preallocated_bytes: int = 0  # zeros after the last batch: room the log had zero-filled, trimmed
     scanned_bytes: int = 0  # bytes checked batch by batch (the cost of recovery)
     rebuilt_indexes: list[str] = field(default_factory=list)
 
@@ -214,17 +224,18 @@ def _recover(
     """Scan ``segment`` from ``start`` to its end; cut a torn tail, report corruption.
 
     Bytes before ``trusted`` (the checkpoint's position, or the durable mark's)
-    were synced: damage there, or a file that ends before it, is never a tear.
+    were synced: damage there, zeros there, or a file that ends before it, is
+    never a tear. A zero tail after ``trusted`` is preallocated room: trimmed
+    in any segment, since zeros are never data.
     """
     size = _file_size(segment)
     segment.resume(start.position, start.next_offset, start.max_append_time, start.last_batch)
     result = segment.recover(start.position, start.next_offset, size)
-    outcome.scanned_bytes += size - start.position
+    outcome.scanned_bytes += max(0, size - result.zero_bytes - start.position)
     if result.corruption is not None and outcome.corruption is None:
         outcome.corruption = result.corruption
-    if not is_last:
-        segment.seal()  # its indexes were re-derived in memory: write them, with the final time entry
-    if result.end < trusted and outcome.corruption is None:
+    missing = result.end < trusted
+    if missing and outcome.corruption is None:
         reason = "damaged batch in synced data" if result.torn_bytes else "synced data missing"
         outcome.corruption = CorruptionReport(
             segment.path,
@@ -233,13 +244,17 @@ def _recover(
             f"{reason}: the segment was fsynced to position {trusted}, "
             f"but its batches check out only to {result.end} of {size} bytes",
         )
-        return
-    if not result.torn_bytes:
-        return
-    if is_last and result.end >= trusted:
-        segment.file.truncate(result.end)
-        outcome.truncated_bytes += result.torn_bytes
-    elif outcome.corruption is None:
+    elif result.torn_bytes and not is_last and outcome.corruption is None:
         outcome.corruption = CorruptionReport(
             segment.path, result.end, result.next_offset, "damaged batch in synced data"
         )
+    # A tear in a sealed segment is damage (reported above), never cut; zeros anywhere are room.
+    # Once damage is reported nothing at all is cut, zeros included: the operator sees the files
+    # as the crash left them, and ``truncate_corrupt`` cuts at the damage anyway.
+    cut = result.torn_bytes or result.zero_bytes
+    if cut and outcome.corruption is None and (is_last or not result.torn_bytes):
+        segment.file.truncate(result.end)
+        outcome.truncated_bytes += result.torn_bytes
+        outcome.preallocated_bytes += result.zero_bytes
+    if not is_last:
+        segment.seal()  # its indexes were re-derived in memory: write them, with the final time entry

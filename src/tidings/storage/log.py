@@ -23,6 +23,16 @@ each fsync of the active segment the log overwrites the durable mark
 (``tidings.storage.mark``, no fsync of its own), so that recovery knows every
 acknowledged batch as durable, not only those before the last checkpoint.
 
+Preallocation. Under ``always`` the active segment's .log keeps zero-filled,
+fsynced room ahead of its end (``LogConfig.prealloc_bytes``, see
+``preallocate``), because on ext4 an fdatasync after appending to a growing
+file also commits the new size and block allocation to the journal, about
+twice the cost of one after overwriting blocks that were zeroed and synced
+before (PostgreSQL zero-fills its WAL segments for the same reason). The end
+of the segment is ``Segment.size``, kept in memory; the file is cut back to it
+when the segment is sealed (roll, clean close), and recovery trims the zeros
+a crash leaves (``tidings.storage.loader``).
+
 Thread safety: every method may be called from any thread. Appends, reads and
 structural changes (roll, retention, truncation) take ``_lock``; fsyncs take
 ``_sync_lock`` and run outside ``_lock``.
@@ -77,6 +87,9 @@ from tidings.storage.segment import IndexMismatch, Segment
 
 Clock = Callable[[], int]
 
+PREALLOC_FREE_SHARE = 8  # zero-fill at most this fraction (1/8) of the free space at a time
+MIN_PREALLOC = 64 * 1024  # below this much room to spare, a nearly full disk gets no zeros at all
+
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -109,6 +122,7 @@ class PartitionLog:
         self._aged: dict[int, tuple[int, int]] = {}  # segment base -> (its age then, monotonic ms then)
         self._lock = threading.RLock()
         self._sync_lock = threading.Lock()
+        self._prealloc_lock = threading.Lock()  # one zero-fill at a time; never waited for
         self._closed = False
         self._failed: LogFailedError | None = None
 
@@ -224,7 +238,8 @@ class PartitionLog:
     def _roll_back(self, segment: Segment, exc: OSError) -> None:
         """Undo a failed write: cut the bytes it may have left, then raise the right error."""
         try:
-            segment.file.truncate(segment.size)
+            segment.file.truncate(segment.size)  # the preallocated room goes too: a full disk wants it
+            segment.prealloc_end = segment.size
         except OSError as cut:
             raise self._fail(f"cannot undo a failed write to {segment.path}: {cut}") from exc
         if _no_space(exc):
@@ -272,11 +287,15 @@ class PartitionLog:
 
     # -- durability ----------------------------------------------------------------
 
-    def commit(self, offset: int) -> None:
+    def commit(self, offset: int, *, preallocate: bool = True) -> None:
         """Block until ``offset`` may be acknowledged: below the high watermark.
 
         Under ``always`` this joins or runs a group fsync; under ``interval:MS``
         it fsyncs only when the interval is due; under ``never`` it returns.
+        Then, when the preallocated room runs low, it tops it up before
+        returning (``preallocate``), unless told not to: a caller that can
+        answer first and call ``preallocate`` afterwards (the broker's
+        committer does) keeps that work off its waiters' path.
         """
         mode = self.config.fsync.mode
         if mode is SyncMode.INTERVAL:
@@ -290,6 +309,86 @@ class PartitionLog:
         if self._durable_offset <= offset:
             self._check_writable()
             raise StorageError(f"offset {offset} is past the log end {self._end_offset}")
+        if preallocate:
+            self.preallocate()
+
+    def preallocate(self) -> int:
+        """Top up the zero-filled room ahead of the active segment's end; returns bytes zeroed.
+
+        Does something only under ``fsync=always`` (elsewhere fsyncs are rare,
+        and the zeros would double what is written for nothing), when less
+        than ``prealloc_bytes`` of room is left: then it zero-fills up to
+        ``prealloc_bytes`` more (never past ``max_segment_bytes``, never more
+        than an eighth of the free space, none on a nearly full disk) and
+        fsyncs the file, so that the next commits overwrite blocks whose
+        allocation and the file's size are durable already. One caller at a
+        time does it; the others return at once.
+
+        Why it cannot lose an acknowledged write: zeros go only past
+        ``prealloc_end``, which is never below the segment's end, each chunk
+        written holding ``_lock`` (appends wait a chunk's write, 256 KiB, not
+        the fsync), so no zero ever lands on a batch. Durability never
+        depends on the zeros having been synced: an fdatasync makes durable
+        every byte written before it and the metadata needed to read it back,
+        room or no room; the zeros' own fsync only makes later ones cheaper.
+        That fsync is a group commit like any other, taken under ``_sync_lock``:
+        it covers the appended batches too (so it advances the durable offset),
+        and an EIO fails the log before another fsync on the same file could
+        return success for pages the failed one dropped (the kernel reports a
+        writeback error once per open file).
+
+        Never raises: a full disk only means no room this time (what did fit
+        stays, and is used), and any other failure fails the log, which the
+        next append or commit reports.
+        """
+        step = self.config.prealloc_bytes
+        if step <= 0 or self.config.fsync.mode is not SyncMode.ALWAYS:
+            return 0
+        if self._active.room >= step or not self._prealloc_lock.acquire(blocking=False):
+            return 0
+        try:
+            return self._preallocate(step)
+        finally:
+            self._prealloc_lock.release()
+
+    def _preallocate(self, step: int) -> int:
+        try:
+            free = self._fs.free_space(self.directory)
+        except OSError:
+            return 0
+        grow = min(step, free // PREALLOC_FREE_SHARE)
+        if grow < min(step, MIN_PREALLOC):
+            return 0  # nearly full: leave what is left to the data; appends grow the file instead
+        with self._lock:
+            if self._closed or self._failed is not None or self._corruption is not None:
+                return 0
+            segment = self._active
+            if segment.room >= step:
+                return 0
+            stop = min(segment.prealloc_end + grow, self.config.max_segment_bytes)
+        zeroed = 0
+        while True:
+            with self._lock:
+                if self._active is not segment or self._closed or self._failed is not None:
+                    return zeroed  # rolled (the seal cut the zeros) or closed meanwhile
+                start = segment.prealloc_end  # appends may have run past the zeros meanwhile
+                if start >= stop:
+                    break
+                try:
+                    zeroed += segment.zero_fill(stop) - start
+                except OSError as exc:
+                    zeroed += segment.prealloc_end - start
+                    if not _no_space(exc):
+                        self._fail(f"cannot preallocate {segment.path} at position {start}: {exc}")
+                        return zeroed
+                    break  # the disk is full: sync what fit, it is room all the same
+        if zeroed:
+            try:
+                with self._sync_lock:
+                    self._sync_locked(force=True)
+            except StorageError:
+                pass  # the log is failed or closed: the next append or commit says so
+        return zeroed
 
     def sync(self) -> int:
         """fsync everything appended so far, whatever the policy; returns ``durable_offset``."""
@@ -311,13 +410,14 @@ class PartitionLog:
         if sync_due(self.config.fsync, last, current, self._end_offset > self._durable_offset):
             self.sync()
 
-    def _sync_locked(self) -> None:
+    def _sync_locked(self, *, force: bool = False) -> None:
+        """fsync the active segment (holding ``_sync_lock``); ``force``: even with nothing new appended."""
         with self._lock:
             self._check_writable()
             segment = self._active
             end, position = self._end_offset, segment.size
             last_batch, max_time = segment.last_batch_offset, segment.max_append_time
-        if end <= self._durable_offset:
+        if end <= self._durable_offset and not force:
             return
         try:
             segment.file.sync()

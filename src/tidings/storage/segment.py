@@ -8,9 +8,16 @@ digits so that names sort like offsets (Kafka's convention)::
     00000000000000000000.timeindex  append time -> offset
 
 The .log holds only whole batches in offset order with no gaps. Bytes past
-``size`` are not part of the segment: an append in progress, or a torn write
-that recovery cuts off. A segment knows nothing of durability policy or of
-other segments; ``PartitionLog`` decides when to sync, roll and delete.
+``size`` are not part of the segment: an append in progress, a torn write
+that recovery cuts off, or zeros. The active segment's file may run past
+``size`` into zero-filled room the log preallocated (``prealloc_end``, see
+``PartitionLog.preallocate``), so the file's size is not the segment's end:
+``size`` is, tracked in memory, and the file is cut back to it when the
+segment is sealed. A batch never starts with zeros (its length is at least
+``MIN_BATCH`` and its header CRC of zeros is not zero), so recovery tells
+room that was never written from a batch without doubt. A segment knows
+nothing of durability policy or of other segments; ``PartitionLog`` decides
+when to sync, roll, preallocate and delete.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from tidings.storage.results import CorruptionReport, SegmentInfo
 
 SCAN_CHUNK = 1 << 20
 MIN_BATCH = HEADER_SIZE + 24
+ZERO_CHUNK = 256 * 1024  # one write of preallocated zeros, and one read of a zero tail at recovery
+_ZEROS = bytes(ZERO_CHUNK)
 
 
 def segment_name(base_offset: int) -> str:
@@ -48,8 +57,9 @@ class ScanOutcome:
 
     end: int  # position after the last good batch
     next_offset: int
-    torn_bytes: int  # bytes after ``end`` that were not a whole, valid batch (cut off)
+    torn_bytes: int  # bytes after ``end`` that were not a whole, valid batch, up to the zeros
     corruption: CorruptionReport | None  # a damaged batch with good batches after it
+    zero_bytes: int = 0  # all-zero bytes at the end of the file: preallocated room, never written
 
 
 class IndexMismatch(Exception):
@@ -68,6 +78,7 @@ class Segment:
         "next_offset",
         "offset_index",
         "path",
+        "prealloc_end",
         "size",
         "time_index",
     )
@@ -80,6 +91,10 @@ class Segment:
         self.offset_index = SparseIndex.offsets(fs.open(stem + ".index"))
         self.time_index = SparseIndex.times(fs.open(stem + ".timeindex"))
         self.size = 0
+        # Where the zero-filled room this process wrote ahead of ``size`` ends (``size``: none).
+        # Only this much is ever cut at a seal: bytes past it that the log did not zero itself
+        # (damage recovery left in place) are not the log's to cut.
+        self.prealloc_end = 0
         self.next_offset = base_offset
         self.first_append_time = -1
         self.max_append_time = -1
@@ -110,6 +125,32 @@ class Segment:
         self.file.write_at([header, body], self.size)
         self._track(self.size, stamped)
         self.size += stamped.length
+        self.prealloc_end = max(self.prealloc_end, self.size)  # past the room, the file grew
+
+    @property
+    def room(self) -> int:
+        """Preallocated bytes left ahead of the end: appends there do not grow the file."""
+        return self.prealloc_end - self.size
+
+    def zero_fill(self, stop: int) -> int:
+        """Write zeros from ``prealloc_end`` towards ``stop``, one chunk at most; returns the new end.
+
+        One chunk, so that the caller, which must hold off appends while it
+        writes here, holds them off briefly; it syncs the zeros afterwards.
+        On an error, ``prealloc_end`` still says how far the file now reaches
+        (a full disk takes part of the write), so a seal cuts all of it.
+        """
+        start = self.prealloc_end
+        stop = min(stop, start + ZERO_CHUNK)
+        if stop <= start:
+            return start
+        try:
+            self.file.write_at([memoryview(_ZEROS)[: stop - start]], start)
+        except OSError:
+            self.prealloc_end = max(self.prealloc_end, self.file.size())
+            raise
+        self.prealloc_end = stop
+        return stop
 
     def _track(self, position: int, header: BatchHeader) -> None:
         """Account for a batch now in the segment: offsets, times, sparse index entries."""
@@ -129,6 +170,9 @@ class Segment:
         """Finish the segment before a roll or close: final time entry, indexes and data synced."""
         if self.size and self._last_batch_offset >= self.base_offset:
             self.time_index.append(self.max_append_time, self._last_batch_offset - self.base_offset)
+        if self.prealloc_end > self.size:  # a sealed segment is exact: its file ends at its last batch
+            self.file.truncate(self.size)
+            self.prealloc_end = self.size
         self.file.sync()
         self.flush_indexes()
 
@@ -143,7 +187,7 @@ class Segment:
         append: rare enough that a full scan of the segment is the simple way.
         """
         self.file.truncate(position)
-        self.size = position
+        self.size = self.prealloc_end = position
         self.rebuild_indexes()
 
     # -- reading -------------------------------------------------------------------
@@ -199,7 +243,7 @@ class Segment:
         """Take up the state a checkpoint (or a sealed segment's files) recorded."""
         self.offset_index.truncate_values(position)
         self.time_index.truncate_values(next_offset - self.base_offset)
-        self.size = position
+        self.size = self.prealloc_end = position
         self.next_offset = next_offset
         self.max_append_time = max_append_time
         self._last_batch_offset = last_batch
@@ -214,12 +258,19 @@ class Segment:
         Index entries are re-derived for what it passes. At the first bad batch
         it decides between a torn tail, cut off, and corruption inside data
         that has good batches after it, which is reported and never cut: the
-        caller stops serving there until an operator decides.
+        caller stops serving there until an operator decides. Zeros from there
+        to the end of the file are neither: preallocated room no write reached
+        (``zero_bytes``); a torn write followed by zeros is a torn write
+        (``torn_bytes``) and then room. The caller decides what to cut.
         """
         corruption: CorruptionReport | None = None
+        zeros = file_size  # where the zeros at the end of the file start, once looked for
         while position < file_size:
             header = self._check_at(position, file_size, expected_offset)
             if header is None:
+                zeros = self.zero_tail(position, file_size)
+                if zeros == position:
+                    break  # nothing but preallocated room from here
                 skip = self._corrupt_extent(position, file_size, expected_offset)
                 if skip is None:
                     break  # a torn tail: nothing good after it
@@ -232,9 +283,29 @@ class Segment:
             self._track(position, header)
             expected_offset = header.next_offset
             position += header.length
-        self.size = position
+        self.size = self.prealloc_end = position
         self.next_offset = expected_offset
-        return ScanOutcome(position, expected_offset, file_size - position, corruption)
+        zeros = max(zeros, position)
+        return ScanOutcome(position, expected_offset, zeros - position, corruption, file_size - zeros)
+
+    def zero_tail(self, position: int, file_size: int) -> int:
+        """Where the run of zeros that ends the file starts, at ``position`` or after it.
+
+        Reads backwards from the end, a chunk at a time, and stops at the first
+        chunk that is not all zeros: the cost is the length of the zero run
+        (the preallocated room, a few MiB at most), never the whole segment.
+        """
+        end = file_size
+        while end > position:
+            start = max(position, end - ZERO_CHUNK)
+            chunk = self.file.read_at(end - start, start)
+            if len(chunk) < end - start:  # the file is shorter than it said: look at what is there
+                end = start + len(chunk)
+                continue
+            if chunk != (_ZEROS if len(chunk) == ZERO_CHUNK else bytes(len(chunk))):
+                return start + len(chunk.rstrip(b"\0"))
+            end = start
+        return end
 
     def _check_at(self, position: int, file_size: int, expected_offset: int) -> BatchHeader | None:
         head = self.file.read_at(HEADER_SIZE, position)
