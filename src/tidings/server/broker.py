@@ -51,7 +51,7 @@ from tidings.server.committer import Committer
 from tidings.server.config import BrokerConfig, is_loopback
 from tidings.server.housekeeping import Housekeeping
 from tidings.server.http import HttpApi, Metrics
-from tidings.server.session import Session, SessionLimits, SessionState
+from tidings.server.session import ReadScratch, Session, SessionLimits, SessionState
 from tidings.server.tls import server_context
 from tidings.storage.log import Clock, wall_clock_ms
 
@@ -80,6 +80,8 @@ class BrokerServer:
             max_send_buffer=config.max_send_buffer,
         )
         self.connections = ConnectionCounter(config.max_connections, config.max_connections_per_ip)
+        self._scratch = ReadScratch()
+        """One read buffer for every session: they all run on this server's loop."""
         self._liveness: asyncio.Task[None] | None = None
         self._fsync_pool = ThreadPoolExecutor(config.fsync_threads, thread_name_prefix="tidings-fsync")
         self._io_pool = ThreadPoolExecutor(4, thread_name_prefix="tidings-io")
@@ -250,7 +252,7 @@ class BrokerServer:
 
     def _new_session(self) -> Session:
         session_id = f"{self._incarnation}-{next(self._session_ids)}"
-        session = Session(self, session_id, self._limits, admit=self.admit)
+        session = Session(self, session_id, self._limits, admit=self.admit, scratch=self._scratch)
         self.sessions[session_id] = session
         return session
 
