@@ -82,6 +82,9 @@ class Owner:
     def session_lost(self, session) -> None:
         pass
 
+    def writing_paused(self, session, paused) -> None:
+        pass
+
 
 def limits(**changes) -> SessionLimits:
     values = dict(

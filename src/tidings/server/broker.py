@@ -20,6 +20,11 @@ The flows, from a session's point of view:
   (``tidings.server.http``) on ``http_port``, same host, same loop. Off by
   default for an embedded broker (tests, ``memory://``), so it never claims
   a port by surprise; ``tidings broker`` turns it on.
+* **deliveries**: a session gets ``DELIVERY_BURST_BYTES`` of Deliver frames
+  per pump; the core then holds it and ``_release_burst`` lets it take more
+  on the next loop turn. A session whose transport paused writing (the
+  client does not read) is held until it resumes: no frames are built for
+  it meanwhile, and the slow-consumer timeout ends it if it never drains.
 * **topology**: every ``TOPOLOGY_SAVE_INTERVAL_S`` the flow map's silent
   entries age out and, if it changed, it is saved (in a thread).
 * **shutdown** (``stop``): stop accepting; send every session Close and let
@@ -309,6 +314,26 @@ class BrokerServer:
             await asyncio.gather(*session.pending, return_exceptions=True)
         session.close("closed by the client")
 
+    def writing_paused(self, session: Session, paused: bool) -> None:
+        """Hold deliveries to a client whose socket does not drain; resume once it drained to the low mark."""
+        if self.core is None or session.id not in self.sessions:
+            return
+        if paused:
+            self.core.hold_deliveries(session.id)
+        else:
+            with self._guard(f"releasing deliveries to {session.id}"):
+                self.core.release_deliveries(session.id)
+            self.pump()
+
+    def _release_burst(self, session_id: str) -> None:
+        """A later loop turn after a delivery burst: the session may take more, unless it stopped draining."""
+        session = self.sessions.get(session_id)
+        if self.core is None or session is None or not session.writable or self._stopped.is_set():
+            return
+        with self._guard(f"releasing deliveries to {session_id}"):
+            self.core.release_deliveries(session_id)
+        self.pump()
+
     def session_lost(self, session: Session) -> None:
         if session.admitted:
             session.admitted = False
@@ -492,6 +517,11 @@ class BrokerServer:
             session = self.sessions.get(session_id)
             if session is not None and session.state is not SessionState.CLOSED:
                 session.send(frame)
+        held = core.take_burst_held()
+        if held:
+            loop = asyncio.get_running_loop()
+            for session_id in held:  # the rest of a backlog goes out on later turns, between others' work
+                loop.call_soon(self._release_burst, session_id)
         self._arm_timer()
 
     def _arm_timer(self) -> None:

@@ -16,14 +16,17 @@ Bounds, so that one client can never make the broker hold unbounded memory:
 * **Outgoing bytes**: the transport's write buffer has a high-water mark
   (``write_buffer_high``). Above it, asyncio calls ``pause_writing``: the
   session stops *reading* from that client (a client that does not read
-  its deliveries gets no more of its own requests served), and starts a
+  its deliveries gets no more of its own requests served), tells its owner
+  (``writing_paused``: the broker then builds no deliveries for it until
+  ``resume_writing``, so they wait on disk, not in memory), and starts a
   timer. If the buffer is still above the low-water mark after
   ``slow_consumer_timeout_ms``, the client is disconnected with a reason;
   its unacked messages go back to its group. Deliveries are bounded by the
   subscription's credits, but a client may grant many: so the buffer also
   has a hard bound, ``max_send_buffer``, past which the client is cut off at
-  once. The broker's memory per connection is never more than that (plus
-  one frame), whatever the client does.
+  once (replies and pings are still written while deliveries are held).
+  The broker's memory per connection is never more than that (plus one
+  frame), whatever the client does.
 * **Connections**: before reading a byte, the session calls ``admit`` (the
   server's connection limits); a refused connection gets a fatal Error
   naming the limit, then is closed.
@@ -104,6 +107,9 @@ class SessionOwner(Protocol):
         """Called after each read's frames are handled: flush what they caused."""
 
     def session_lost(self, session: Session) -> None: ...
+
+    def writing_paused(self, session: Session, paused: bool) -> None:
+        """The transport's write buffer went over its high-water mark (True), or back under the low one."""
 
 
 READ_SIZE = 256 * 1024
@@ -238,10 +244,18 @@ class Session(asyncio.BufferedProtocol):
         if self._stuck_timer is None:
             delay = self.limits.slow_consumer_timeout_ms / 1000
             self._stuck_timer = asyncio.get_running_loop().call_later(delay, self._stuck)
+        self.owner.writing_paused(self, True)
 
     def resume_writing(self) -> None:
         self._cancel_stuck_timer()
         self._resume("writing")
+        if self.state is not SessionState.CLOSED:
+            self.owner.writing_paused(self, False)
+
+    @property
+    def writable(self) -> bool:
+        """Whether the transport's write buffer is under its high-water mark (not paused writing)."""
+        return "writing" not in self._pauses
 
     # -- what the owner calls ------------------------------------------------------
 
