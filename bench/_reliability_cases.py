@@ -313,10 +313,17 @@ CASES: list[Case] = [
         lambda f: (
             f"{f['abuse'].get('slowloris', 0)} slowloris, "
             f"{f['abuse'].get('flood', 0)} flood connection attempts, "
-            f"{f['abuse'].get('oversized', 0)} oversized headers, a never-reading consumer fed "
-            f"{f['abuse'].get('firehose_events', 0):,} x 16 KiB: canary p99 {f['baseline_p99_ms']} -> "
+            f"{f['abuse'].get('oversized', 0)} oversized headers, "
+            + (
+                f"a never-reading consumer subscribed to a backlog of {f['backlog_events']:,} x 16 KiB "
+                "(written before the baseline)"
+                if "backlog_events" in f
+                else f"a never-reading consumer fed {f['abuse'].get('firehose_events', 0):,} x 16 KiB"
+            )
+            + f": canary p99 {f['baseline_p99_ms']} -> "
             f"{f['under_abuse_p99_ms']} ms ({f['p99_ratio']}x; p50 {f['baseline_p50_ms']} -> "
             f"{f['under_abuse_p50_ms']} ms), broker peak RSS {f['broker_peak_rss_mib']} MiB"
+            + (f" (at rest {f['broker_rest_rss_mib']} MiB)" if "broker_rest_rss_mib" in f else "")
         ),
         "tests/reliability/test_exhaustion.py",
     ),

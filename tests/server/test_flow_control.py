@@ -6,7 +6,7 @@ import asyncio
 
 from tests.server.helpers import batch
 from tidings.protocol import Earliest, Produce, ProduceResult, Subscribe, Subscribed
-from tidings.server.session import Session, SessionLimits
+from tidings.server.session import READ_SIZE, Session, SessionLimits
 
 
 async def test_a_stuck_consumer_is_disconnected(start_broker, connect):
@@ -82,6 +82,9 @@ class Owner:
     def session_lost(self, session) -> None:
         pass
 
+    def writing_paused(self, session, paused) -> None:
+        pass
+
 
 def limits(**changes) -> SessionLimits:
     values = dict(
@@ -117,3 +120,16 @@ async def test_reading_pauses_while_the_client_does_not_read_and_it_is_cut_off()
     session.pause_writing()
     await asyncio.sleep(0.1)
     assert transport.closing  # stuck past slow_consumer_timeout_ms
+
+
+async def test_sessions_share_one_read_buffer_allocated_at_the_first_read(start_broker):
+    server = await start_broker()
+    first, second = server._new_session(), server._new_session()
+    try:
+        assert first._scratch is second._scratch  # 1,000 idle connections cost no 256 KiB each
+        assert first._scratch._view is None  # nothing resident before a read needs it
+        assert len(first.get_buffer(-1)) == READ_SIZE
+        assert second.get_buffer(-1).obj is first.get_buffer(-1).obj
+    finally:
+        server.sessions.pop(first.id)
+        server.sessions.pop(second.id)

@@ -114,6 +114,11 @@ class CoreConfig:
     """What the Welcome announces: the largest frame the broker accepts."""
     producer_expiry_ms: int = DEFAULT_EXPIRY_MS
     max_delivery_bytes: int = 1 << 20
+    delivery_burst_bytes: int | None = None
+    """Deliveries one session gets per pump before it waits for a later loop turn (``GroupEngine.hold``).
+
+    None (embedding the core alone): no bound. The server sets it, and holds a session whose socket
+    does not drain."""
     topology_ttl_ms: int = DEFAULT_TTL_MS
     """A service (or one of its edges) silent this long leaves the flow map."""
     max_topics: int | None = None
@@ -177,7 +182,11 @@ class BrokerCore:
             self.topology_store.load_into(self.topology)
             self.topology.expire()  # what fell silent while the broker was down leaves at once
             self.engine = GroupEngine(
-                self.topics, progress, clock=self.clock, max_delivery_bytes=self.config.max_delivery_bytes
+                self.topics,
+                progress,
+                clock=self.clock,
+                max_delivery_bytes=self.config.max_delivery_bytes,
+                burst_bytes=self.config.delivery_burst_bytes,
             )
         except BaseException:
             self.topics.close()
@@ -414,6 +423,19 @@ class BrokerCore:
         if self.topics.find(topic) is not None:
             self.engine.records_available(topic, partition)
             self._collect()
+
+    def hold_deliveries(self, session_id: str) -> None:
+        """Build no Deliver frames for the session: its socket is not draining (the server's call)."""
+        self.engine.hold(session_id)
+
+    def release_deliveries(self, session_id: str) -> None:
+        """Deliver to the session again; what it may take now goes to the outbox."""
+        self.engine.release(session_id)
+        self._collect()
+
+    def take_burst_held(self) -> list[str]:
+        """Sessions ``delivery_burst_bytes`` held in the last calls: release each on a later loop turn."""
+        return self.engine.take_burst_held()
 
     def take_appended(self) -> dict[tuple[str, int], int]:
         return self.topics.take_appended()

@@ -48,6 +48,11 @@ from tidings.protocol.values import MAX_FRAME_SIZE_LIMIT, MIN_FRAME_SIZE
 from tidings.storage import FsyncPolicy
 
 MiB: Final = 1024 * 1024
+DELIVERY_BURST_BYTES: Final = 1 * MiB
+"""Deliveries built for one session per turn of the event loop (a 1 MiB frame, or many small ones).
+
+More waits for the next turn, so catching up on a deep backlog never stalls the loop for the other
+connections (``tidings.core.groups.pump``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +248,7 @@ class BrokerConfig:
             max_topics=self.max_topics,
             max_partitions=self.max_partitions,
             max_headers_bytes=self.max_headers_bytes,
+            delivery_burst_bytes=DELIVERY_BURST_BYTES,
         )
 
 

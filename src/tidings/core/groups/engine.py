@@ -20,7 +20,7 @@ from tidings.core.groups.delivery import BatchReader
 from tidings.core.groups.membership import Group, Subscription, SubscriptionEvent
 from tidings.core.groups.partition import PartitionState, Pending
 from tidings.core.groups.policy import TERM_REASON, DeadLetter, next_redelivery, resolve_start
-from tidings.core.groups.pump import Pump
+from tidings.core.groups.pump import Holds, Pump
 from tidings.core.groups.roster import Roster
 from tidings.core.groups.timers import TimerQueue
 from tidings.core.groups.values import Delivery, GroupStats, MemberInfo
@@ -52,8 +52,10 @@ class GroupEngine:
         *,
         clock: Callable[[], int],
         max_delivery_bytes: int = 1 << 20,
+        burst_bytes: int | None = None,
         timer_clock: Callable[[], int] | None = None,
     ) -> None:
+        """``burst_bytes``: what one session gets per ``take_deliveries`` before it is held (``hold``)."""
         if max_delivery_bytes < 1:
             raise ValueError(f"max_delivery_bytes must be positive, not {max_delivery_bytes}")
         self._source = source
@@ -65,7 +67,8 @@ class GroupEngine:
         self._timer_clock = timer_clock or (monotonic_ms if clock is wall_clock_ms else clock)
         self._max_bytes = max_delivery_bytes
         self._roster = Roster()
-        self._pump = Pump(self._roster, source, max_delivery_bytes)
+        self._holds = Holds(burst_bytes)
+        self._pump = Pump(self._roster, source, max_delivery_bytes, self._holds)
         self._by_partition: dict[tuple[str, int], list[PartitionState]] = {}
         self._widths: dict[str, int] = {}  # topic -> partitions some group has a state for
         self._timers: TimerQueue[PartitionState] = TimerQueue()
@@ -143,12 +146,30 @@ class GroupEngine:
 
     def disconnect(self, session_id: str) -> None:
         """The session is gone: its messages in flight go back to the group at once."""
+        self._holds.held.discard(session_id)
         groups: dict[str, Group] = {}
         for sub in self._roster.of_session(session_id):
             groups[sub.group] = self._roster.groups[sub.group]
             self._release_all(sub, SubscriptionEvent.DISCONNECT)
         for group in groups.values():
             self._rebalance(group)
+
+    def hold(self, session_id: str) -> None:
+        """Deliver nothing to the session until ``release``: its socket is not draining (see ``pump``)."""
+        self._holds.held.add(session_id)
+
+    def release(self, session_id: str) -> None:
+        """Deliver to the session again (its socket drained, or the loop turned after a burst)."""
+        if session_id not in self._holds.held:
+            return
+        self._holds.held.discard(session_id)
+        for sub in self._roster.of_session(session_id):
+            self._wake(self._roster.groups[sub.group].serving(sub))
+
+    def take_burst_held(self) -> list[str]:
+        """Sessions the burst bound held since the last call: the server releases them on a later turn."""
+        held, self._holds.by_burst = self._holds.by_burst, []
+        return held
 
     def credit(self, session_id: str, subscription_id: int, credits: int) -> None:
         """Allow ``credits`` more messages in flight to this subscription (ignored once it ended)."""
@@ -286,6 +307,7 @@ class GroupEngine:
         """
         out: list[Delivery] = []
         readers: dict[PartitionState, BatchReader] = {}
+        self._holds.burst.clear()
         while self._wakeful:
             for state in list(self._wakeful):
                 reader = readers.get(state)

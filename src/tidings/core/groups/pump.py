@@ -7,6 +7,16 @@
   the topic, one frame each per turn, starting with a different member each
   turn so none is always first.
 
+Held sessions (``Holds``) get nothing, as if they had no credit: the server
+holds a session whose socket is not draining (its transport paused
+writing), and a session that got ``burst_bytes`` of deliveries in one
+``take_deliveries`` is held too, until the server releases it on a later
+turn of the event loop. So the broker never builds frames for a consumer
+that does not read (they would only pile up in its send buffer, in the
+broker's memory), and one consumer's backlog is read and sent a
+``burst_bytes`` slice per loop turn, between other connections' work,
+rather than in one long stall of the loop.
+
 Before planning, messages that retention deleted from under the group are
 settled as lost (``PartitionState.lose``). A source error (a damaged log)
 skips the partition until its next ``records_available``. It is logged,
@@ -16,6 +26,7 @@ never raised, so one bad partition cannot stop every delivery.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 from tidings.core.groups.delivery import BatchReader, plan_delivery
 from tidings.core.groups.membership import Group, Subscription
@@ -29,31 +40,58 @@ from tidings.protocol.values import GroupMode
 log = logging.getLogger(__name__)
 
 
+@dataclass(slots=True)
+class Holds:
+    """Sessions that get no deliveries now, and the burst bound that holds one (see the module)."""
+
+    burst_bytes: int | None = None
+    """Bytes of deliveries one session gets per ``take_deliveries`` before it is held; None: no bound."""
+    held: set[str] = field(default_factory=set)
+    burst: dict[str, int] = field(default_factory=dict)
+    """Bytes delivered to each session in the current ``take_deliveries``."""
+    by_burst: list[str] = field(default_factory=list)
+    """Sessions the burst bound held, for the server to release on a later loop turn."""
+
+    def count(self, session_id: str, size: int) -> None:
+        if self.burst_bytes is None:
+            return
+        total = self.burst[session_id] = self.burst.get(session_id, 0) + size
+        if total >= self.burst_bytes and session_id not in self.held:
+            self.held.add(session_id)
+            self.by_burst.append(session_id)
+
+
 class Pump:
     """Turns a partition's state into Deliver frames for whoever may take them."""
 
-    __slots__ = ("_max_bytes", "_roster", "_source")
+    __slots__ = ("_holds", "_max_bytes", "_roster", "_source")
 
-    def __init__(self, roster: Roster, source: PartitionSource, max_bytes: int) -> None:
+    def __init__(self, roster: Roster, source: PartitionSource, max_bytes: int, holds: Holds) -> None:
         self._roster = roster
         self._source = source
         self._max_bytes = max_bytes
+        self._holds = holds
 
     def turn(self, state: PartitionState, reader: BatchReader, now: int, out: list[Delivery]) -> bool:
         """One turn of ``state``; False when it has nothing more to deliver now."""
         group = self._roster.groups[state.group]
+        held = self._holds.held
         if group.mode is GroupMode.PARTITIONED:
             sub = self._roster.get(group.owner((state.topic, state.partition)))
-            if sub is None or sub.credits <= 0 or state.blocked_for(sub.key):
+            if sub is None or sub.credits <= 0 or sub.key[0] in held or state.blocked_for(sub.key):
                 return False
             return self._deliver(group, state, sub, reader, now=now, out=out)
-        takers = [m for m in group.active() if m.credits > 0 and state.topic in m.topics]
+        takers = [
+            m for m in group.active() if m.credits > 0 and m.key[0] not in held and state.topic in m.topics
+        ]
         if not takers:
             return False
         first = group.turn % len(takers)
         group.turn += 1
         made = False
         for sub in takers[first:] + takers[:first]:
+            if sub.key[0] in held:
+                continue  # the burst bound held it during this turn (a second subscription of a session)
             if not self._deliver(group, state, sub, reader, now=now, out=out):
                 break  # nothing left to deliver here
             made = True
@@ -93,5 +131,7 @@ class Pump:
         sub.credits -= draft.count
         group.counters.delivered += draft.count
         group.counters.redelivered += len(plan.redelivered)
-        out.append(draft.delivery(sub.key, state.topic, state.partition, group.name))
+        delivery = draft.delivery(sub.key, state.topic, state.partition, group.name)
+        out.append(delivery)
+        self._holds.count(sub.key[0], sum(len(batch) for batch in delivery.batches))
         return True
