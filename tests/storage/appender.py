@@ -44,6 +44,7 @@ CRASH_CONFIG = LogConfig(
     max_segment_bytes=96 * 1024,
     index_interval_bytes=1024,
     checkpoint_interval_bytes=24 * 1024,
+    prealloc_bytes=32 * 1024,  # kills land in zero-filled room, and in its top-ups, too
 )
 
 

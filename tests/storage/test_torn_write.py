@@ -42,7 +42,7 @@ from tidings.storage import LogConfig, OsFileSystem, PartitionLog
 from tidings.storage import checkpoint as ckpt
 from tidings.storage import mark as durable_mark
 
-CONFIG = LogConfig(max_segment_bytes=8 * 1024, index_interval_bytes=128)
+CONFIG = LogConfig(max_segment_bytes=8 * 1024, index_interval_bytes=128, prealloc_bytes=4 * 1024 * 1024)
 SEALED_IDS = list(range(12))  # about 40 KiB: four segments
 # Small batches for the tail, so that it stays in one segment and cutting every byte is quick.
 SMALL_IDS = [number for number in range(1000, 3000) if 90 <= len(batch_for(number)) <= 400][:6]

@@ -60,7 +60,7 @@ class TopicDefaults:
     retention_bytes: int | None = None
     segment_bytes: int = 128 * 1024 * 1024
     segment_ms: int = 7 * 24 * 3600 * 1000
-    segment_prealloc_bytes: int = 4 * 1024 * 1024  # broker-wide only: a disk tuning, not a topic's choice
+    segment_prealloc_bytes: int = 0  # broker-wide only: a disk tuning, not a topic's choice
 
 
 def normalize(topic: str, config: Mapping[str, str]) -> dict[str, str]:

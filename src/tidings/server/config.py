@@ -75,11 +75,12 @@ class BrokerConfig:
     retention_bytes: int | None = None
     segment_bytes: int = 128 * MiB
     segment_ms: int = 7 * 24 * 3600 * 1000
-    segment_prealloc_bytes: int = 4 * MiB
+    segment_prealloc_bytes: int = 0
     """Zero-filled, fsynced room kept ahead of each active segment under ``fsync=always`` (0: off).
 
     Cheaper fsyncs on ext4 (no journal commit per group commit), for up to twice this much disk
-    per partition; see ``PartitionLog.preallocate``."""
+    per partition and every byte written twice; off by default because end to end it measured
+    no faster here (docs/format.md, Preallocation). See ``PartitionLog.preallocate``."""
     auth_token: str | None = None
     """The older shared token: when set, a Hello must carry it, and it grants everything (prefer [auth])."""
     auth: AuthConfig = field(default_factory=AuthConfig)
