@@ -6,6 +6,8 @@
   group commit, so this bounds commits, not events.
 * **sequential write**: 1 MiB ``os.write`` calls into one file, then one
   ``fsync``: the bytes per second the disk takes when nobody waits.
+* **Python speed** (a yardstick, not a ceiling): additions per second in a
+  plain CPython loop, so that runs on different days can be told apart.
 * **loopback TCP**: one thread ``sendall``\\ s 1 MiB chunks to another over
   127.0.0.1: the bytes per second between two processes on this machine.
 
@@ -91,6 +93,24 @@ def loopback_tcp(seconds: float = DURATION) -> dict[str, Any]:
     return {"bytes_per_s": received / elapsed}
 
 
+def python_speed(iterations: int = 5_000_000, rounds: int = 3) -> dict[str, Any]:
+    """How fast this interpreter runs plain bytecode now: a loop of additions, best of ``rounds``.
+
+    Not a ceiling but a yardstick between runs: on a shared virtual machine
+    the CPU a Python process gets varies from day to day (seen here: the
+    same loop 2-3x slower one day than another), and every figure of a
+    Python client or broker moves with it, while ratios within one run do not.
+    """
+    best = float("inf")
+    for _ in range(rounds):
+        total = 0
+        started = time.perf_counter()
+        for i in range(iterations):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return {"loop_iterations_per_s": iterations / best, "iterations": iterations}
+
+
 def measure(directory: Path | None = None, sizes: tuple[int, ...] = (100, 1024)) -> dict[str, Any]:
     """All three ceilings; ``directory`` on the filesystem the brokers write to."""
     with tempfile.TemporaryDirectory(prefix="tidings-ceilings-", dir=directory) as tmp:
@@ -99,6 +119,7 @@ def measure(directory: Path | None = None, sizes: tuple[int, ...] = (100, 1024))
             "fdatasync": fdatasync_loop(where),
             "sequential_write": sequential_write(where),
             "loopback_tcp": loopback_tcp(),
+            "python": python_speed(),
         }
     out["events_per_s"] = {
         str(size): {

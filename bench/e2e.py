@@ -370,6 +370,12 @@ def ceilings_table(result: dict[str, Any], sizes: list[int]) -> report.Table:
         f"{result['sequential_write']['bytes_per_s'] / report.MB:,.0f} MB/s",
         *(report.fmt_rate(result["events_per_s"][str(size)]["sequential_write"]) for size in sizes),
     )
+    if "python" in result:
+        table.add(
+            "CPython loop (yardstick between runs)",
+            f"{result['python']['loop_iterations_per_s'] / 1e6:.1f} M additions/s",
+            *["-" for _ in sizes],
+        )
     table.add(
         "loopback TCP, one stream",
         f"{result['loopback_tcp']['bytes_per_s'] / report.MB:,.0f} MB/s",
