@@ -26,6 +26,7 @@ never raised, so one bad partition cannot stop every delivery.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tidings.core.groups.delivery import BatchReader, plan_delivery
@@ -36,6 +37,7 @@ from tidings.core.groups.values import Delivery
 from tidings.core.ports import PartitionSource
 from tidings.errors import TidingsError
 from tidings.protocol.values import GroupMode
+from tidings.records import Buffer
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +54,11 @@ class Holds:
     by_burst: list[str] = field(default_factory=list)
     """Sessions the burst bound held, for the server to release on a later loop turn."""
 
-    def count(self, session_id: str, size: int) -> None:
+    def count(self, session_id: str, batches: Sequence[Buffer]) -> None:
+        """Count a delivery's batches against the session's burst (nothing to count without a bound)."""
         if self.burst_bytes is None:
             return
-        total = self.burst[session_id] = self.burst.get(session_id, 0) + size
+        total = self.burst[session_id] = self.burst.get(session_id, 0) + sum(map(len, batches))
         if total >= self.burst_bytes and session_id not in self.held:
             self.held.add(session_id)
             self.by_burst.append(session_id)
@@ -133,5 +136,5 @@ class Pump:
         group.counters.redelivered += len(plan.redelivered)
         delivery = draft.delivery(sub.key, state.topic, state.partition, group.name)
         out.append(delivery)
-        self._holds.count(sub.key[0], sum(len(batch) for batch in delivery.batches))
+        self._holds.count(sub.key[0], delivery.batches)
         return True
