@@ -118,6 +118,39 @@ static PyObject *records_headers_over(PyObject *self, PyObject *args) {
     return PyLong_FromLongLong(found);
 }
 
+/* records_skip(buffer, start, end, count) -> int
+ *
+ * The byte position of the record `count` records after the one at `start`,
+ * walking only the prefixes' lengths; -1 when a record before it does not fit
+ * between `start` and `end` (the batch is malformed). A consumer that gets a
+ * span from the middle of a stored batch of thousands of records (a
+ * subscription that starts at a time, a prefetch smaller than the batch)
+ * decodes just that span, after this walk to its first record.
+ */
+static PyObject *records_skip(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t start, end;
+    unsigned long long count;
+    if (!PyArg_ParseTuple(args, "y*nnK", &view, &start, &end, &count)) {
+        return NULL;
+    }
+    long long found = -1;
+    const unsigned char *base = (const unsigned char *)view.buf;
+    if (start >= 0 && start <= end && end <= view.len) {
+        Py_ssize_t cursor = start;
+        unsigned long long index = 0;
+        for (; index < count; index++) {
+            if (end - cursor < PREFIX) break;
+            uint64_t length = u32le(base + cursor);
+            if (length < PREFIX || (uint64_t)(end - cursor) < length) break;
+            cursor += (Py_ssize_t)length;
+        }
+        if (index == count) found = (long long)cursor;
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromLongLong(found);
+}
+
 /* ---- CRC32C (Castagnoli), the same function as the `crc32c` package ---- */
 
 static uint32_t crc_table[8][256];
@@ -344,6 +377,8 @@ static PyMethodDef methods[] = {
      "records_tile(buffer, start, end, count, span) -> bool: do the records tile the batch?"},
     {"records_headers_over", records_headers_over, METH_VARARGS,
      "records_headers_over(buffer, start, count, limit) -> int: first record with headers over limit, or -1"},
+    {"records_skip", records_skip, METH_VARARGS,
+     "records_skip(buffer, start, end, count) -> int: position `count` records on, or -1"},
     {NULL, NULL, 0, NULL},
 };
 

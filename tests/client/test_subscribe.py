@@ -276,7 +276,7 @@ async def test_a_corrupt_delivery_is_nacked_back(listener):
     await close(client, broker)
 
 
-async def test_a_batch_delivered_in_parts_is_decoded_once(listener):
+async def test_a_batch_delivered_in_parts_is_checked_once_and_each_record_decoded_once(listener):
     client, broker = await open_client(listener)
     sub, _ = await subscribed(client, broker, "orders", prefetch=2)
     batch = stored([f"m{i}".encode() for i in range(6)], base_offset=100)
@@ -284,5 +284,21 @@ async def test_a_batch_delivered_in_parts_is_decoded_once(listener):
         broker.send(deliver(sub.id, [batch], [(0, first, first + 1, 1)]))
     got = [await anext(sub) for _ in range(6)]
     assert [m.offset for m in got] == list(range(100, 106))
-    assert sub._batches.decoded == 1
+    assert [m.data for m in got] == [f"m{i}".encode() for i in range(6)]
+    assert (sub._batches.checked, sub._batches.decoded) == (1, 6)
+    await close(client, broker)
+
+
+async def test_a_span_from_the_middle_of_a_batch_decodes_only_that_span(listener):
+    """A subscription starting at a time lands inside a stored batch of thousands: O(span), not O(batch)."""
+    client, broker = await open_client(listener)
+    sub, _ = await subscribed(client, broker, "orders", prefetch=3)
+    batch = stored([f"m{i}".encode() for i in range(5000)], base_offset=1000)
+    broker.send(deliver(sub.id, [batch], [(0, 4200, 4202, 1)]))
+    got = [await anext(sub) for _ in range(3)]
+    assert [(m.offset, m.data) for m in got] == [(4200, b"m3200"), (4201, b"m3201"), (4202, b"m3202")]
+    assert sub._batches.decoded == 3
+    broker.send(deliver(sub.id, [batch], [(0, 1003, 1003, 2)]))  # a redelivery before the last span
+    again = await anext(sub)
+    assert (again.offset, again.data, again.delivery_count) == (1003, b"m3", 2)
     await close(client, broker)

@@ -293,6 +293,37 @@ def test_the_c_walk_rejects_a_batch_that_claims_more_than_the_buffer():
     assert batch_module._records_tile_c(batch, 64, len(batch), header.record_count + 1, span) is False
 
 
+def test_skip_records_lands_on_each_record_of_a_good_batch():
+    batch = good_batch()
+    header = check_batch(batch)
+    positions = record_positions(batch)
+    for index, at in enumerate(positions):
+        assert batch_module.skip_records(batch, HEADER_SIZE, header.length, index) == at
+        assert batch_module._skip_records(batch, HEADER_SIZE, header.length, index) == at
+    assert batch_module.skip_records(batch, HEADER_SIZE, header.length, 3) == header.length
+    with pytest.raises(InvalidBatchError, match="run past their batch"):
+        batch_module.skip_records(batch, HEADER_SIZE, header.length, 4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    index=st.integers(min_value=0, max_value=2),
+    length=st.integers(min_value=0, max_value=80) | st.sampled_from([2**31 - 1, 2**32 - 1]),
+    start=st.integers(min_value=-1, max_value=90),
+    end_cut=st.integers(min_value=-2, max_value=10),
+    count=st.integers(min_value=0, max_value=5),
+)
+def test_the_c_skip_agrees_with_the_python_one(index, length, start, end_cut, count):
+    """Any record length, start, end and count: both walks land on the same byte, or both refuse (-1)."""
+    if batch_module._records_skip_c is None:
+        pytest.skip("tidings._speedups is not built: the Python walk is in use")
+    batch = edit_record_prefix(good_batch(), index, length=length)
+    end = len(batch) - end_cut
+    assert batch_module._records_skip_c(batch, start, end, count) == batch_module._skip_records(
+        batch, start, end, count
+    )
+
+
 def test_the_c_extension_is_built_under_ci():
     """CI measures and ships the fast path; a silently missing extension would hide a slowdown."""
     if os.environ.get("CI") != "true":

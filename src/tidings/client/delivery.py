@@ -6,49 +6,78 @@ consumer, and on which delivery. Records outside every span are skipped.
 
 A stored batch is usually delivered several times over: the producer wrote
 it as one batch of thousands of records, and the consumer's credits let the
-broker hand out only ``prefetch`` of them per Deliver. Decoding the whole
-batch each time would cost O(batch) per Deliver, so a subscription keeps
-the records of the last few batches it decoded (``BatchCache``), keyed by
-(topic, partition, base offset, CRC), which names a stored batch for good.
-Each batch is decoded, and its CRC checked, once.
+broker hand out only ``prefetch`` of them per Deliver; a subscription that
+starts at a time or an offset begins in the middle of one. Decoding the
+whole batch each time would cost O(batch) per Deliver, and decoding it
+once and keeping the records costs O(batch) for a span of one. So a
+subscription remembers, for the last few batches it saw (``BatchCache``,
+keyed by topic, partition, base offset and CRC, which name a stored batch
+for good), the checked header and where the next undecoded record starts:
+each Deliver decodes only the records its spans name, after a walk of
+record lengths (in C) to the first of them when it is not where the last
+span ended. Each batch's CRC is checked once.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from tidings.protocol import Deliver
-from tidings.records import Buffer, Record, iter_records, read_header
+from tidings.records import HEADER_SIZE, BatchHeader, Buffer, Record, check_batch, read_header
+from tidings.records.batch import skip_records
+from tidings.records.builder import decode_records
 
 CACHED_BATCHES = 8
 
 
+@dataclass(slots=True)
+class _Seen:
+    """A stored batch a subscription has seen: its checked header and where its next record starts."""
+
+    header: BatchHeader
+    index: int
+    cursor: int
+
+
 class BatchCache:
-    """The decoded records of the last ``size`` stored batches one subscription received."""
+    """What one subscription knows of the last ``size`` stored batches it received."""
 
     def __init__(self, size: int = CACHED_BATCHES) -> None:
         self.size = size
-        self._batches: OrderedDict[tuple[str, int, int, int], tuple[Record, ...]] = OrderedDict()
+        self._batches: OrderedDict[tuple[str, int, int, int], _Seen] = OrderedDict()
+        self.checked = 0
+        """How many batches were checked (the rest were known already)."""
         self.decoded = 0
-        """How many batches were decoded (the rest came from the cache)."""
+        """How many records were decoded."""
 
     def __repr__(self) -> str:
-        return f"<BatchCache {len(self._batches)}/{self.size} decoded={self.decoded}>"
+        return f"<BatchCache {len(self._batches)}/{self.size} checked={self.checked} decoded={self.decoded}>"
 
-    def records(self, topic: str, partition: int, batch: Buffer) -> tuple[Record, ...]:
-        """Every record of ``batch``, decoded (and CRC-checked) on first sight only."""
+    def records(self, topic: str, partition: int, batch: Buffer, first: int, stop: int) -> list[Record]:
+        """Records ``first`` to ``stop - 1`` (indexes in ``batch``), decoded now; its CRC checked once."""
         header = read_header(batch)
         key = (topic, partition, header.base_offset, header.crc)
-        records = self._batches.get(key)
-        if records is not None:
+        seen = self._batches.get(key)
+        if seen is None:
+            seen = _Seen(check_batch(batch), 0, HEADER_SIZE)
+            self.checked += 1
+            self._batches[key] = seen
+            if len(self._batches) > self.size:
+                self._batches.popitem(last=False)
+        else:
             self._batches.move_to_end(key)
-            return records
-        records = tuple(iter_records(batch))
-        self.decoded += 1
-        self._batches[key] = records
-        if len(self._batches) > self.size:
-            self._batches.popitem(last=False)
+        header = seen.header
+        first, stop = max(first, 0), min(stop, header.record_count)
+        if first >= stop:
+            return []
+        index, cursor = (seen.index, seen.cursor) if first >= seen.index else (0, HEADER_SIZE)
+        cursor = skip_records(batch, cursor, header.length, first - index)
+        records = decode_records(batch, header, cursor, stop - first)
+        self.decoded += len(records)
+        if stop < header.record_count:  # the next span usually starts right here
+            seen.index, seen.cursor = stop, skip_records(batch, cursor, header.length, stop - first)
         return records
 
 
@@ -65,12 +94,9 @@ def records_in_spans(frame: Deliver, cache: BatchCache | None = None) -> Iterato
         spans = sorted(spans_of.get(index, ()))
         if not spans:
             continue
-        records = cache.records(frame.topic, frame.partition, batch)
-        if not records:
-            continue
-        base = records[0].offset
+        base = read_header(batch).base_offset
         for first, last, delivery in spans:
-            # offset_delta is the record's index in a valid batch, so a span is a slice
-            for record in records[max(first - base, 0) : max(last - base + 1, 0)]:
+            # offset_delta is the record's index in a valid batch, so a span is a range of indexes
+            for record in cache.records(frame.topic, frame.partition, batch, first - base, last - base + 1):
                 if first <= record.offset <= last:
                     yield record, delivery

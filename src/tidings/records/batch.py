@@ -22,11 +22,13 @@ Buffer = bytes | bytearray | memoryview
 
 _records_tile_c: Callable[[Buffer, int, int, int, int], bool] | None
 _headers_over_c: Callable[[Buffer, int, int, int], int] | None
+_records_skip_c: Callable[[Buffer, int, int, int], int] | None
 try:  # the C walks of record prefixes; the Python ones below give the same answers
     from tidings._speedups import records_headers_over as _headers_over_c
+    from tidings._speedups import records_skip as _records_skip_c
     from tidings._speedups import records_tile as _records_tile_c
 except ImportError:  # pragma: no cover - the extension is optional
-    _records_tile_c = _headers_over_c = None
+    _records_tile_c = _headers_over_c = _records_skip_c = None
 
 SPEEDUPS = _records_tile_c is not None
 
@@ -222,6 +224,45 @@ def _walk_records(buf: Buffer, header: BatchHeader, position: int) -> None:
         raise InvalidBatchError(
             f"batch at position {position} has {end - cursor} bytes after its {header.record_count} records"
         )
+
+
+def skip_records(buf: Buffer, cursor: int, end: int, count: int) -> int:
+    """The byte position ``count`` records after the record at ``cursor``, in a batch ending at ``end``.
+
+    Reads only each prefix's length, so a consumer handed a span from the
+    middle of a batch of thousands of records reaches the span without
+    decoding what lies before it. ``InvalidBatchError`` when the records do not
+    fit (a batch that was checked, ``check_batch`` and ``validate_records``,
+    never fails here). In C when ``tidings._speedups`` is built; the Python
+    walk is the reference, held to the same answers by a test.
+    """
+    if count <= 0:
+        return cursor
+    if _records_skip_c is not None:
+        found = _records_skip_c(buf, cursor, end, count)
+    else:
+        found = _skip_records(buf, cursor, end, count)
+    if found < 0:
+        raise InvalidBatchError(f"records from position {cursor} run past their batch (end {end})")
+    return found
+
+
+def _skip_records(buf: Buffer, cursor: int, end: int, count: int) -> int:
+    if not 0 <= cursor <= end <= len(buf):
+        return -1
+    unpack = _LENGTH.unpack_from
+    for _ in range(count):
+        if end - cursor < L.RECORD_PREFIX_SIZE:
+            return -1
+        (length,) = unpack(buf, cursor)
+        if length < L.RECORD_PREFIX_SIZE or end - cursor < length:
+            return -1
+        cursor += length
+    return cursor
+
+
+_LENGTH = struct.Struct("<I")
+"""A record prefix's ``length`` (offset 0)."""
 
 
 def stamped_header(buf: Buffer, base_offset: int, append_time: int, position: int = 0) -> bytes:

@@ -257,23 +257,32 @@ def build_batch(
 
 
 def iter_records(buf: Buffer, position: int = 0, header: BatchHeader | None = None) -> Iterator[Record]:
-    """Decode the records of the (already checked, unless ``header`` is None) batch at ``position``.
+    """Decode the records of the (already checked, unless ``header`` is None) batch at ``position``."""
+    if header is None:
+        header = check_batch(buf, position)
+    yield from decode_records(buf, header, position + L.HEADER_SIZE, header.record_count, position=position)
+
+
+def decode_records(
+    buf: Buffer, header: BatchHeader, cursor: int, count: int, *, position: int = 0
+) -> list[Record]:
+    """Decode ``count`` records of the checked batch at ``position``, from the one at byte ``cursor``.
 
     Every consumer runs this for every record it receives, so the loop keeps
     per-record work to one prefix unpack, two slices and the ``Record``:
     slices come straight from ``bytes`` (one copy each, no memoryview
-    objects), and records without headers skip the headers decoder.
+    objects), and records without headers skip the headers decoder. A span
+    from the middle of a batch starts at the cursor ``skip_records`` gives.
     """
-    if header is None:
-        header = check_batch(buf, position)
     data = buf if isinstance(buf, bytes) else memoryview(buf)
-    cursor = position + L.HEADER_SIZE
     end = position + header.length
     unpack = L.RECORD_PREFIX.unpack_from
     prefix, no_key = L.RECORD_PREFIX_SIZE, L.NO_KEY
     base_offset, first_timestamp, append_time = header.base_offset, header.first_timestamp, header.append_time
     base_sequence = header.base_sequence if header.idempotent else None
-    for _ in range(header.record_count):
+    records: list[Record] = []
+    append = records.append
+    for _ in range(count):
         if end - cursor < prefix:
             raise InvalidBatchError(f"record truncated at position {cursor}")
         length, delta, ts_delta, key_len, value_len, headers_len = unpack(data, cursor)
@@ -287,13 +296,16 @@ def iter_records(buf: Buffer, position: int = 0, header: BatchHeader | None = No
             key_end = start + max(key_len, 0)
             key = bytes(data[start:key_end])
         value_end = key_end + value_len
-        yield Record(
-            base_offset + delta,
-            first_timestamp + ts_delta,
-            key,
-            bytes(data[key_end:value_end]),
-            decode_headers(data[value_end : value_end + headers_len]) if headers_len else (),
-            append_time,
-            -1 if base_sequence is None else base_sequence + delta,
+        append(
+            Record(
+                base_offset + delta,
+                first_timestamp + ts_delta,
+                key,
+                bytes(data[key_end:value_end]),
+                decode_headers(data[value_end : value_end + headers_len]) if headers_len else (),
+                append_time,
+                -1 if base_sequence is None else base_sequence + delta,
+            )
         )
         cursor += length
+    return records
