@@ -118,18 +118,17 @@ class Message:
     """
 
     __slots__ = (
+        "_headers",
+        "_record",
         "_reply_id",
         "_settled",
         "_settler",
-        "append_time",
         "data",
         "delivery_count",
-        "headers",
         "key",
         "offset",
         "partition",
         "reply_to",
-        "timestamp",
         "topic",
     )
 
@@ -150,9 +149,8 @@ class Message:
         self.offset = offset
         self.key = record.key
         self.data = record.value
-        self.headers: dict[str, bytes] = dict(record.headers)
-        self.timestamp = _datetime(record.timestamp)
-        self.append_time = _datetime(record.append_time) if record.append_time else None
+        self._record = record
+        self._headers: dict[str, bytes] | None = None
         self.delivery_count = delivery_count
         self.reply_to = reply_to
         self._settler = settler
@@ -166,6 +164,22 @@ class Message:
             f"<Message {self.topic}/{where} key={self.key!r} {len(self.data)} bytes "
             f"delivery={self.delivery_count}{state}>"
         )
+
+    # The record's times and headers become Python objects on first use: a consumer that reads
+    # only ``data`` (most do) skips two datetimes and a dict per message.
+    @property
+    def timestamp(self) -> datetime:
+        return _datetime(self._record.timestamp)
+
+    @property
+    def append_time(self) -> datetime | None:
+        return _datetime(self._record.append_time) if self._record.append_time else None
+
+    @property
+    def headers(self) -> dict[str, bytes]:
+        if self._headers is None:
+            self._headers = dict(self._record.headers)
+        return self._headers
 
     @property
     def is_request(self) -> bool:
