@@ -17,6 +17,7 @@ And the publish-to-handler delay of a fire-and-forget event is the
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 import sys
 import time
@@ -45,6 +46,8 @@ def summary(samples: list[float]) -> dict[str, Any]:
 async def timed(call: Callable[[], Awaitable[Any]], count: int, warmup: int) -> list[float]:
     for _ in range(warmup):
         await call()
+    gc.collect()  # as before a latency run (e2e.quiet_heap): no full collection of this process's
+    gc.freeze()  # results inside one path's samples
     samples = []
     for _ in range(count):
         started = time.perf_counter()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -69,6 +70,7 @@ async def serve(apps: Sequence[App], stop: asyncio.Event | None = None) -> None:
         for app in apps:
             await app.start()
             started.append(app)
+        gc.freeze()  # start-up's objects live as long as the process: keep full collections off them
         log.info("tidings run: %s running; SIGINT or SIGTERM stops", ", ".join(app.name for app in apps))
         await stop.wait()
     finally:
