@@ -11,6 +11,7 @@ import asyncio
 from typing import Any, TypeVar
 
 from tidings.client import Client, MockListener, MockTransport, TcpTransport, connect
+from tidings.client.transport import StreamProtocol
 from tidings.protocol import (
     NEED_DATA,
     AdminRequest,
@@ -214,7 +215,14 @@ class TcpListener:
         self.url = ""
 
     async def __aenter__(self) -> TcpListener:
-        self.server = await asyncio.start_server(self._on_connect, "127.0.0.1", 0)
+        accepted = self._accepted
+
+        class Accepted(StreamProtocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)
+                accepted.put_nowait(TcpTransport(self))
+
+        self.server = await asyncio.get_running_loop().create_server(Accepted, "127.0.0.1", 0)
         port = self.server.sockets[0].getsockname()[1]
         self.url = f"tidings://127.0.0.1:{port}"
         return self
@@ -222,9 +230,6 @@ class TcpListener:
     async def __aexit__(self, *exc_info: object) -> None:
         assert self.server is not None
         self.server.close()
-
-    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await self._accepted.put(TcpTransport(reader, writer))
 
     async def accept(self, timeout: float = 5.0) -> ScriptedBroker:
         """The next connection, handshaken."""

@@ -34,7 +34,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from tidings.client.transport import Transport
+from tidings.client.transport import PushTransport, Transport
 from tidings.errors import ConnectFailed, ConnectionLost, NotConnected, ProtocolError, TidingsError
 from tidings.protocol import (
     NEED_DATA,
@@ -124,9 +124,12 @@ class ClientConnection:
             raise
         self.state = LinkState.OPEN
         self.last_received = time.monotonic()
-        self._reader = asyncio.create_task(self._read_loop(), name="tidings-client-reader")
         # frames that arrived with the Welcome, in the same read
         self._drain_frames()
+        if isinstance(self.transport, PushTransport):
+            self.transport.deliver_to(self._received, self._stream_ended)
+        else:
+            self._reader = asyncio.create_task(self._read_loop(), name="tidings-client-reader")
         return self.welcome
 
     # -- sending ----------------------------------------------------------------------------
@@ -195,15 +198,25 @@ class ClientConnection:
     # -- receiving --------------------------------------------------------------------------
 
     async def _read_loop(self) -> None:
+        """Read in a task: for transports that cannot push (``MockTransport``)."""
         try:
             while self.state is not LinkState.CLOSED:
                 data = await self.transport.read()
                 if not data:
                     self._finish(ConnectionLost("the broker closed the connection"))
                     return
-                self.last_received = time.monotonic()
-                self.protocol.receive_data(data)
-                self._drain_frames()
+                self._received(data)
+        except TidingsError as exc:
+            self._finish(exc)
+
+    def _received(self, data: bytes) -> None:
+        """Bytes from the broker: decode and route every whole frame they complete."""
+        if self.state is LinkState.CLOSED:
+            return
+        self.last_received = time.monotonic()
+        try:
+            self.protocol.receive_data(data)
+            self._drain_frames()
         except ProtocolError as exc:
             if self.protocol.state is State.ERROR:
                 with contextlib.suppress(Exception):
@@ -211,6 +224,15 @@ class ClientConnection:
             self._finish(ConnectionLost(f"protocol error from the broker: {exc}"))
         except TidingsError as exc:
             self._finish(exc)
+        except Exception as exc:  # a bug in a frame's handler: end this connection (the owner reconnects)
+            log.exception("handling a frame from the broker failed")
+            self._finish(ConnectionLost(f"internal error while handling a frame: {exc!r}"))
+
+    def _stream_ended(self, error: Exception | None) -> None:
+        if error is None:
+            self._finish(ConnectionLost("the broker closed the connection"))
+        else:
+            self._finish(ConnectionLost(f"connection to the broker broke: {error}"))
 
     def _drain_frames(self) -> None:
         while self.state is not LinkState.CLOSED and (frame := self.protocol.next_event()) is not NEED_DATA:

@@ -5,10 +5,12 @@ stream, and nothing else: ``read`` some bytes (``b""`` at the end), ``write``
 a list of buffers without copying them, ``drain`` when the kernel's buffer is
 full, and ``close``. ``Transport`` names them. Two implementations ship:
 
-* ``TcpTransport``: asyncio streams, with ``TCP_NODELAY`` so a small frame
-  (an Ack, a Credit) leaves at once instead of waiting for Nagle's timer.
-  TLS when asked. ``OSError`` never escapes: it becomes ``ConnectFailed`` or
-  ``ConnectionLost`` here, at the boundary.
+* ``TcpTransport``: an asyncio protocol, with ``TCP_NODELAY`` so a small
+  frame (an Ack, a Credit) leaves at once instead of waiting for Nagle's
+  timer. TLS when asked. ``OSError`` never escapes: it becomes
+  ``ConnectFailed`` or ``ConnectionLost`` here, at the boundary. It is also
+  a ``PushTransport``: after the handshake the pump is handed each chunk
+  from the loop's read callback instead of reading in a task.
 * ``MockTransport``: two ends joined in memory, like a socketpair. Tests
   drive the far end with a protocol ``Connection(Role.SERVER)`` and script
   the broker frame by frame, with no socket and no broker (the idea of
@@ -27,13 +29,11 @@ import socket
 import ssl as _ssl
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Protocol
+from typing import Protocol, cast, runtime_checkable
 
 from tidings.client.config import BrokerAddress
 from tidings.errors import ConnectFailed, ConnectionLost
 from tidings.records import Buffer
-
-READ_SIZE = 256 * 1024
 
 
 class Transport(Protocol):
@@ -58,20 +58,104 @@ class Transport(Protocol):
 
 TransportFactory = Callable[[], Awaitable[Transport]]
 
+EndCallback = Callable[[Exception | None], None]
+"""Told once that a stream ended: None for a clean end, else the error that broke it."""
 
-class TcpTransport:
-    """A TCP (or TLS) connection, through asyncio streams."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
-        sock = writer.get_extra_info("socket")
+@runtime_checkable
+class PushTransport(Transport, Protocol):
+    """A transport that can hand what it receives to a callback, as it arrives.
+
+    The connection pump reads the handshake with ``read`` and then calls
+    ``deliver_to``: from then on each chunk goes straight from the event
+    loop's read callback to ``on_data``, with no reader task to wake between
+    the socket and the frame's future (a request's round trip crosses two
+    clients and would pay that wake-up on each). ``on_end`` is called once,
+    with None for a clean end of stream or the error that broke it.
+    """
+
+    def deliver_to(
+        self, on_data: Callable[[bytes], None], on_end: Callable[[Exception | None], None]
+    ) -> None:
+        """Hand every chunk from now on (and any not yet read) to ``on_data``; then ``on_end`` once."""
+        ...
+
+
+class StreamProtocol(asyncio.Protocol):
+    """The asyncio side of a ``TcpTransport``: buffers until ``deliver_to``, then pushes."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.chunks: deque[bytes] = deque()
+        self.ended = False
+        self.error: Exception | None = None
+        self.on_data: Callable[[bytes], None] | None = None
+        self.on_end: EndCallback | None = None
+        self._readable: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass, same methods
+        sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def data_received(self, data: bytes) -> None:
+        if self.on_data is not None:
+            self.on_data(data)
+            return
+        self.chunks.append(data)
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self._end(None)
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end(exc)
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)  # drain() sees the loss and raises
+
+    def pause_writing(self) -> None:
+        if self._writable is None or self._writable.done():
+            self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    def _end(self, exc: Exception | None) -> None:
+        if self.ended:
+            return
+        self.ended, self.error = True, exc
+        if self.on_end is not None:
+            self.on_end(exc)
+        self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        if self._readable is not None and not self._readable.done():
+            self._readable.set_result(None)
+
+    async def readable(self) -> None:
+        self._readable = asyncio.get_running_loop().create_future()
+        await self._readable
+
+    async def writable(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            await self._writable
+
+
+class TcpTransport:
+    """A TCP (or TLS) connection, read by callback once the handshake is done (``PushTransport``)."""
+
+    def __init__(self, stream: StreamProtocol) -> None:
+        assert stream.transport is not None
+        self._stream = stream
+        self._transport = stream.transport
+
     def __repr__(self) -> str:
-        peer = self._writer.get_extra_info("peername")
-        state = "closing" if self._writer.is_closing() else "open"
+        peer = self._transport.get_extra_info("peername")
+        state = "closing" if self._transport.is_closing() else "open"
         return f"<TcpTransport {state} peer={peer}>"
 
     @classmethod
@@ -84,10 +168,11 @@ class TcpTransport:
         addresses get the default context (the system's CAs, host name checked).
         """
         context = tls if tls is not None else _ssl.create_default_context() if address.tls else None
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(
-                    address.host, address.port, ssl=context, limit=READ_SIZE
+                _, stream = await loop.create_connection(
+                    StreamProtocol, address.host, address.port, ssl=context
                 )
         except TimeoutError as exc:
             raise ConnectFailed(f"cannot connect to {address.url}: no answer in {timeout:g} s") from exc
@@ -96,27 +181,40 @@ class TcpTransport:
         except OSError as exc:
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise ConnectFailed(f"cannot connect to {address.url}: {reason}") from exc
-        return cls(reader, writer)
+        return cls(stream)
 
     async def read(self) -> bytes:
-        try:
-            return await self._reader.read(READ_SIZE)
-        except OSError as exc:
-            raise ConnectionLost(f"connection to the broker broke: {exc}") from exc
+        stream = self._stream
+        while not stream.chunks:
+            if stream.ended:
+                if stream.error is not None:
+                    raise ConnectionLost(f"connection to the broker broke: {stream.error}") from stream.error
+                return b""
+            await stream.readable()
+        return stream.chunks.popleft()
+
+    def deliver_to(
+        self, on_data: Callable[[bytes], None], on_end: Callable[[Exception | None], None]
+    ) -> None:
+        stream = self._stream
+        while stream.chunks:
+            on_data(stream.chunks.popleft())
+        stream.on_data, stream.on_end = on_data, on_end
+        if stream.ended:
+            on_end(stream.error)
 
     def write(self, buffers: Iterable[Buffer]) -> None:
-        if self._writer.is_closing():
+        if self._transport.is_closing():
             raise ConnectionLost("connection to the broker is closed")
-        self._writer.writelines(buffers)
+        self._transport.writelines(buffers)
 
     async def drain(self) -> None:
-        try:
-            await self._writer.drain()
-        except OSError as exc:
-            raise ConnectionLost(f"connection to the broker broke: {exc}") from exc
+        await self._stream.writable()
+        if self._stream.ended and self._stream.error is not None:
+            raise ConnectionLost(f"connection to the broker broke: {self._stream.error}")
 
     def close(self) -> None:
-        self._writer.close()
+        self._transport.close()
 
 
 def tls_context(
