@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tidings.core.windows import LatencyWindow, RateWindow, bin_bounds, bin_of
 
@@ -68,3 +70,12 @@ def test_small_values_are_exact():
 def test_a_window_needs_room_for_its_slots():
     with pytest.raises(ValueError):
         RateWindow(window_ms=5, slots=10)
+
+
+@given(st.lists(st.integers(-5, 10**9), max_size=50), st.integers(0, 10**7))
+def test_add_many_counts_what_add_one_by_one_counts(values, now):
+    one_by_one, at_once = LatencyWindow(), LatencyWindow()
+    for value in values:
+        one_by_one.add(value, now)
+    at_once.add_many(values, now)
+    assert at_once._bins == one_by_one._bins

@@ -118,3 +118,41 @@ def test_subscription_state_machine():
         is SubscriptionState.LEAVING
     )
     assert all(source is not SubscriptionState.GONE for source, _ in MEMBER_TRANSITIONS)
+
+
+def _partition_state() -> PartitionState:
+    return PartitionState(
+        "g", "t", 0, progress=PartitionProgress(committed=0), queue=TimerQueue(), changed={}
+    )
+
+
+@given(
+    deliveries=st.lists(st.integers(1, 8), min_size=1, max_size=6),
+    nacked=st.sets(st.integers(0, 47)),
+    acked=st.lists(st.integers(0, 50), max_size=60),
+)
+def test_settle_many_leaves_the_state_settle_one_by_one_leaves(deliveries, nacked, acked):
+    """An ack's messages settled in one call: same floor, ranges, holders, timers and entries."""
+    states = [_partition_state(), _partition_state()]
+    for state in states:
+        cursor = 0
+        for number, count in enumerate(deliveries):  # several deliveries, two members, one timer each
+            state.deliver(("s", number % 2), [], range(cursor, cursor + count), cursor + count, 1000 + number)
+            cursor += count
+        for offset in sorted(nacked):
+            if offset in state.entries:
+                state.give_back(state.entries[offset], at=500, now=10)  # WAITING, a timer of its own
+    one_by_one, at_once = states
+    for offset in acked:
+        one_by_one.settle(offset)
+    at_once.settle_many([at_once.entries[o] for o in dict.fromkeys(acked) if o in at_once.entries])
+    assert at_once.progress() == one_by_one.progress()
+    assert (at_once.floor, at_once.cursor, at_once.holders) == (
+        one_by_one.floor,
+        one_by_one.cursor,
+        one_by_one.holders,
+    )
+    assert sorted(at_once.entries) == sorted(one_by_one.entries) and at_once.ready == one_by_one.ready
+    assert {t: g.live for t, g in at_once._timers.items()} == {
+        t: g.live for t, g in one_by_one._timers.items()
+    }

@@ -187,8 +187,11 @@ class GroupEngine:
         if sub is None:
             return  # a subscription gone: whatever it held went back already
         claimed = self._claim(sub, offsets, lenient=True)
+        by_state: dict[PartitionState, list[Pending]] = {}
         for state, entry in claimed:
-            state.settle(entry.offset)
+            by_state.setdefault(state, []).append(entry)
+        for state, entries in by_state.items():
+            state.settle_many(entries)
         self._roster.groups[sub.group].counters.acked += len(claimed)
         if claimed:
             self._note_delays(sub.group, claimed)
@@ -476,13 +479,11 @@ class GroupEngine:
         if window is None:
             window = self._delays[group] = LatencyWindow()
         now = self._clock()
-        for _, entry in claimed:
-            if entry.time:
-                window.add(now - entry.time, now)
+        window.add_many((now - entry.time for _, entry in claimed if entry.time), now)
 
     def _after_settlement(self, sub: Subscription, claimed: list[tuple[PartitionState, Pending]]) -> None:
         """Settling may unblock a partition's new owner, or let a leaving member go."""
-        self._wake(state for state, _ in claimed)
+        self._wake({state: None for state, _ in claimed})
         self._roster.forget_if_drained(sub)
 
     def _return(

@@ -214,10 +214,15 @@ class PartitionState:
             del self.ready[index]
             leased.append(offset)
             self._lease(entry, member)
+        before = len(leased)
+        in_flight = MessageState.IN_FLIGHT
         for index, offset in enumerate(fresh):
             entry = entries[offset] = Pending(offset, times[index] if times else 0)
+            # _lease inlined: UNREAD --DELIVER--> IN_FLIGHT is the one move a new entry has
+            entry.state, entry.deliveries, entry.holder = in_flight, 1, member
             leased.append(offset)
-            self._lease(entry, member)
+        if len(leased) > before:
+            self.holders[member] = self.holders.get(member, 0) + len(leased) - before
         self.cursor = max(self.cursor, new_cursor)
         if leased:
             timer = self._queue.add(deadline, self)
@@ -240,6 +245,31 @@ class PartitionState:
         _move(entry, MessageEvent.SETTLE)
         self._mark_settled(offset, offset)
         return entry
+
+    def settle_many(self, entries: Iterable[Pending]) -> None:
+        """``settle`` for each entry (an ack's messages): settled offsets marked a run at a time.
+
+        The same moves as ``settle``, without a call per message for the
+        bookkeeping: an ack of a thousand in-order messages moves the floor once.
+        """
+        pop = self.entries.pop
+        offsets: list[int] = []
+        for entry in entries:
+            if pop(entry.offset, None) is None:
+                continue
+            self._detach(entry)
+            _move(entry, MessageEvent.SETTLE)
+            offsets.append(entry.offset)
+        if not offsets:
+            return
+        offsets.sort()
+        first = last = offsets[0]
+        for offset in offsets[1:]:
+            if offset != last + 1:
+                self._mark_settled(first, last)
+                first = offset
+            last = offset
+        self._mark_settled(first, last)
 
     def lose(self, first: int, last: int) -> int:
         """Settle ``first..last`` because retention deleted them; returns how many were unsettled."""
