@@ -17,7 +17,6 @@ And the publish-to-handler delay of a fire-and-forget event is the
 from __future__ import annotations
 
 import asyncio
-import gc
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import httpx
 import nats
 
 import tidings
+from _peers import quiet_heap
 from tidings.testing import servers
 
 HERE = Path(__file__).resolve().parent
@@ -46,8 +46,7 @@ def summary(samples: list[float]) -> dict[str, Any]:
 async def timed(call: Callable[[], Awaitable[Any]], count: int, warmup: int) -> list[float]:
     for _ in range(warmup):
         await call()
-    gc.collect()  # as before a latency run (e2e.quiet_heap): no full collection of this process's
-    gc.freeze()  # results inside one path's samples
+    quiet_heap()  # as before a latency run: no full collection of this process's results in the samples
     samples = []
     for _ in range(count):
         started = time.perf_counter()

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import statistics
 import sys
 import tempfile
@@ -52,7 +51,7 @@ import _plots as plots
 import _report as report
 import _reqrep as reqrep
 import _state as state
-from _peers import NatsPeer, Peer, RabbitPeer, RedisPeer, TidingsPeer
+from _peers import NatsPeer, Peer, RabbitPeer, RedisPeer, TidingsPeer, quiet_heap
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "performance.md"
@@ -85,17 +84,6 @@ def latency_summary(samples: list[float], rate: int | None) -> dict[str, Any]:
             for i in range(CDF_POINTS + 1)
         ],
     }
-
-
-def quiet_heap() -> None:
-    """Collect, then freeze what this process holds, before a latency run, for every peer alike.
-
-    This process keeps every result so far; a full collection of them (tens of
-    ms) landing inside one peer's two-second run would be that peer's 99th
-    percentile. The broker does the same after its start-up (``tidings broker``).
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def new_topic(label: str) -> str:

@@ -55,9 +55,13 @@ class BatchCache:
     def __repr__(self) -> str:
         return f"<BatchCache {len(self._batches)}/{self.size} checked={self.checked} decoded={self.decoded}>"
 
-    def records(self, topic: str, partition: int, batch: Buffer, first: int, stop: int) -> list[Record]:
-        """Records ``first`` to ``stop - 1`` (indexes in ``batch``), decoded now; its CRC checked once."""
-        header = read_header(batch)
+    def records(
+        self, topic: str, partition: int, batch: Buffer, header: BatchHeader, *, first: int, stop: int
+    ) -> list[Record]:
+        """Records ``first`` to ``stop - 1`` (indexes in ``batch``, whose ``read_header`` is ``header``).
+
+        Decoded now; the batch's CRCs are checked the first time it is seen.
+        """
         key = (topic, partition, header.base_offset, header.crc)
         seen = self._batches.get(key)
         if seen is None:
@@ -74,10 +78,9 @@ class BatchCache:
             return []
         index, cursor = (seen.index, seen.cursor) if first >= seen.index else (0, HEADER_SIZE)
         cursor = skip_records(batch, cursor, header.length, first - index)
-        records = decode_records(batch, header, cursor, stop - first)
+        records, after = decode_records(batch, header, cursor, stop - first)
         self.decoded += len(records)
-        if stop < header.record_count:  # the next span usually starts right here
-            seen.index, seen.cursor = stop, skip_records(batch, cursor, header.length, stop - first)
+        seen.index, seen.cursor = stop, after  # the next span usually starts right here
         return records
 
 
@@ -94,9 +97,13 @@ def records_in_spans(frame: Deliver, cache: BatchCache | None = None) -> Iterato
         spans = sorted(spans_of.get(index, ()))
         if not spans:
             continue
-        base = read_header(batch).base_offset
+        header = read_header(batch)
+        base = header.base_offset
         for first, last, delivery in spans:
             # offset_delta is the record's index in a valid batch, so a span is a range of indexes
-            for record in cache.records(frame.topic, frame.partition, batch, first - base, last - base + 1):
+            records = cache.records(
+                frame.topic, frame.partition, batch, header, first=first - base, stop=last - base + 1
+            )
+            for record in records:
                 if first <= record.offset <= last:
                     yield record, delivery

@@ -74,9 +74,7 @@ class PushTransport(Transport, Protocol):
     with None for a clean end of stream or the error that broke it.
     """
 
-    def deliver_to(
-        self, on_data: Callable[[bytes], None], on_end: Callable[[Exception | None], None]
-    ) -> None:
+    def deliver_to(self, on_data: Callable[[bytes], None], on_end: EndCallback) -> None:
         """Hand every chunk from now on (and any not yet read) to ``on_data``; then ``on_end`` once."""
         ...
 
@@ -193,9 +191,7 @@ class TcpTransport:
             await stream.readable()
         return stream.chunks.popleft()
 
-    def deliver_to(
-        self, on_data: Callable[[bytes], None], on_end: Callable[[Exception | None], None]
-    ) -> None:
+    def deliver_to(self, on_data: Callable[[bytes], None], on_end: EndCallback) -> None:
         stream = self._stream
         while stream.chunks:
             on_data(stream.chunks.popleft())

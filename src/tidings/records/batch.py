@@ -250,19 +250,15 @@ def skip_records(buf: Buffer, cursor: int, end: int, count: int) -> int:
 def _skip_records(buf: Buffer, cursor: int, end: int, count: int) -> int:
     if not 0 <= cursor <= end <= len(buf):
         return -1
-    unpack = _LENGTH.unpack_from
+    unpack = _LENGTH_AND_HEADERS.unpack_from
     for _ in range(count):
         if end - cursor < L.RECORD_PREFIX_SIZE:
             return -1
-        (length,) = unpack(buf, cursor)
+        length = unpack(buf, cursor)[0]
         if length < L.RECORD_PREFIX_SIZE or end - cursor < length:
             return -1
         cursor += length
     return cursor
-
-
-_LENGTH = struct.Struct("<I")
-"""A record prefix's ``length`` (offset 0)."""
 
 
 def stamped_header(buf: Buffer, base_offset: int, append_time: int, position: int = 0) -> bytes:

@@ -260,13 +260,16 @@ def iter_records(buf: Buffer, position: int = 0, header: BatchHeader | None = No
     """Decode the records of the (already checked, unless ``header`` is None) batch at ``position``."""
     if header is None:
         header = check_batch(buf, position)
-    yield from decode_records(buf, header, position + L.HEADER_SIZE, header.record_count, position=position)
+    records, _ = decode_records(buf, header, position + L.HEADER_SIZE, header.record_count, position=position)
+    yield from records
 
 
 def decode_records(
     buf: Buffer, header: BatchHeader, cursor: int, count: int, *, position: int = 0
-) -> list[Record]:
+) -> tuple[list[Record], int]:
     """Decode ``count`` records of the checked batch at ``position``, from the one at byte ``cursor``.
+
+    Returns them and the byte position after the last, where the next span may start.
 
     Every consumer runs this for every record it receives, so the loop keeps
     per-record work to one prefix unpack, two slices and the ``Record``:
@@ -308,4 +311,4 @@ def decode_records(
             )
         )
         cursor += length
-    return records
+    return records, cursor

@@ -48,8 +48,8 @@ async def serve(config: BrokerConfig, *, ready: Callable[[BrokerServer], None] |
     await server.start(http=config.http)
     # Everything made so far (modules, classes, the opened logs' state) lives as long as the
     # process: out of the collector's sight, a full collection no longer walks it. Without
-    # this, a full collection of the broker's ~50,000 start-up objects paused every client for
-    # 30-50 ms at unpredictable times (the 99th percentile of end-to-end latency, docs/performance.md).
+    # this, a full collection of the broker's ~52,000 start-up objects paused every client for
+    # 13-41 ms here at unpredictable times (the p99 of end-to-end latency; docs/performance.md, round 4).
     gc.freeze()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
