@@ -10,7 +10,15 @@ from hypothesis import HealthCheck, given, settings
 from tests.protocol.strategies import FRAMES, any_frame
 from tidings.errors import UnexpectedFrame
 from tidings.protocol import Close, Error, FrameKind, Hello, Ping, Produce, Role, State, Welcome
-from tidings.protocol.state import MAY_SEND, SENDS, TRANSITIONS, Lifecycle, lifecycle_of, transition
+from tidings.protocol.state import (
+    MAY_SEND,
+    SENDS,
+    TRANSITIONS,
+    UNCHANGING,
+    Lifecycle,
+    lifecycle_of,
+    transition,
+)
 
 C, S = Role.CLIENT, Role.SERVER
 FATAL = Error(code="bye", message="going away")
@@ -113,6 +121,24 @@ def test_no_ordinary_frame_ever_changes_the_state(frame):
             assert new_state is state
             assert sender in MAY_SEND[state]
             assert frame.kind in SENDS[sender]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(frame=any_frame)
+def test_the_busy_path_table_agrees_with_transition(frame):
+    """A kind in ``UNCHANGING`` skips ``transition`` in the connection: it must be one that passes as is."""
+    for state, sender in itertools.product(State, Role):
+        if frame.kind not in UNCHANGING[state, sender]:
+            continue
+        assert transition(state, sender, frame) is state
+        assert lifecycle_of(frame) is None
+
+
+def test_the_busy_path_table_holds_the_busy_frames():
+    assert {FrameKind.ACK, FrameKind.REQUEST, FrameKind.REPLY} <= UNCHANGING[State.OPEN, Role.CLIENT]
+    assert {FrameKind.DELIVER, FrameKind.PRODUCE_RESULT} <= UNCHANGING[State.CLIENT_CLOSED, Role.SERVER]
+    assert not UNCHANGING[State.OPEN, Role.CLIENT] & {FrameKind.ERROR, FrameKind.CLOSE, FrameKind.HELLO}
+    assert not UNCHANGING[State.ERROR, Role.CLIENT] and not UNCHANGING[State.HANDSHAKE, Role.SERVER]
 
 
 def test_strategies_cover_the_table():

@@ -31,7 +31,9 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from tidings.core.admin import Admin
 from tidings.core.auth import UNRESTRICTED, AuthConfig, Authenticator, Credentials, Principal, authorize
@@ -53,7 +55,7 @@ from tidings.errors import (
     TidingsError,
     TooManyRequests,
 )
-from tidings.protocol.admin import Announce, Announced, DeleteTopic
+from tidings.protocol.admin import AdminResponseBody, Announce, Announced, DeleteTopic
 from tidings.protocol.frames import (
     Ack,
     AdminRequest,
@@ -168,6 +170,22 @@ class BrokerCore:
         )
         self._sessions: dict[str, SessionInfo] = {}
         self._outbox: list[tuple[str, Frame]] = []
+        self._handlers: dict[type[Frame], Callable[[str, Any], None]] = {
+            Ping: self._ping,
+            Subscribe: self._subscribe,
+            Unsubscribe: self._unsubscribe,
+            Credit: self._credit,
+            Ack: self._ack,
+            Nack: self._nack,
+            Term: self._term,
+            Request: self._request,
+            Reply: self._reply,
+            AdminRequest: self._admin_request,
+            Error: self._peer_error,
+            Close: self._close,
+        }
+        """What each frame a client sends (but Produce, Hello) does: a table rather than a chain of
+        isinstance, because every ack, credit and reply passes here. Other frames are ignored."""
 
     def __repr__(self) -> str:
         return f"<BrokerCore {self.broker_id} {self.datadir.root} sessions={len(self._sessions)}>"
@@ -311,43 +329,49 @@ class BrokerCore:
             self.topology.published(service, ticket.topic, records, ticket.size)
 
     def _dispatch(self, session: str, frame: Frame) -> None:
-        engine = self.engine
-        if isinstance(frame, Ping):
-            self._outbox.append((session, Pong(nonce=frame.nonce)))
-        elif isinstance(frame, Subscribe):
-            self._subscribe(session, frame)
-        elif isinstance(frame, Unsubscribe):
-            engine.unsubscribe(session, frame.subscription_id)
-            reply = Unsubscribed(subscription_id=frame.subscription_id, request_id=frame.request_id)
-            self._outbox.append((session, reply))
-        elif isinstance(frame, Credit):
-            engine.credit(session, frame.subscription_id, frame.credits)
-        elif isinstance(frame, Ack):
-            engine.ack(session, frame.subscription_id, frame.offsets)
-        elif isinstance(frame, Nack):
-            engine.nack(
-                session, frame.subscription_id, frame.offsets, delay_ms=frame.delay_ms, reason=frame.reason
-            )
-        elif isinstance(frame, Term):
-            engine.term(session, frame.subscription_id, frame.offsets, reason=frame.reason)
-        elif isinstance(frame, Request):
-            self._request(session, frame)
-        elif isinstance(frame, Reply):
-            route = self.router.reply(session, frame.request_id)
-            if route is not None:
-                self._outbox.append((route.requester, Reply(request_id=route.request_id, batch=frame.batch)))
-        elif isinstance(frame, AdminRequest) and isinstance(frame.body, Announce):
-            answer = self._announce(frame.body)
-            self._outbox.append((session, AdminResponse(request_id=frame.request_id, body=answer)))
-        elif isinstance(frame, AdminRequest):
+        handler = self._handlers.get(type(frame))
+        if handler is not None:
+            handler(session, frame)
+
+    def _ping(self, session: str, frame: Ping) -> None:
+        self._outbox.append((session, Pong(nonce=frame.nonce)))
+
+    def _unsubscribe(self, session: str, frame: Unsubscribe) -> None:
+        self.engine.unsubscribe(session, frame.subscription_id)
+        reply = Unsubscribed(subscription_id=frame.subscription_id, request_id=frame.request_id)
+        self._outbox.append((session, reply))
+
+    def _credit(self, session: str, frame: Credit) -> None:
+        self.engine.credit(session, frame.subscription_id, frame.credits)
+
+    def _ack(self, session: str, frame: Ack) -> None:
+        self.engine.ack(session, frame.subscription_id, frame.offsets)
+
+    def _nack(self, session: str, frame: Nack) -> None:
+        self.engine.nack(
+            session, frame.subscription_id, frame.offsets, delay_ms=frame.delay_ms, reason=frame.reason
+        )
+
+    def _term(self, session: str, frame: Term) -> None:
+        self.engine.term(session, frame.subscription_id, frame.offsets, reason=frame.reason)
+
+    def _reply(self, session: str, frame: Reply) -> None:
+        route = self.router.reply(session, frame.request_id)
+        if route is not None:
+            self._outbox.append((route.requester, Reply(request_id=route.request_id, batch=frame.batch)))
+
+    def _admin_request(self, session: str, frame: AdminRequest) -> None:
+        body: AdminResponseBody
+        if isinstance(frame.body, Announce):
+            body = self._announce(frame.body)
+        else:
             body = self.admin.handle(frame.body)
             if isinstance(frame.body, DeleteTopic):
                 self.topology.topic_deleted(frame.body.name)
-            self._outbox.append((session, AdminResponse(request_id=frame.request_id, body=body)))
-        elif isinstance(frame, Error):
-            self._peer_error(session, frame)
-        elif isinstance(frame, Close):
-            self.session_closed(session)
+        self._outbox.append((session, AdminResponse(request_id=frame.request_id, body=body)))
+
+    def _close(self, session: str, frame: Close) -> None:
+        self.session_closed(session)
 
     def _answer_error(self, session: str, frame: Frame, exc: TidingsError, request_id: int | None) -> None:
         if request_id is not None and not isinstance(frame, Reply):
@@ -388,8 +412,7 @@ class BrokerCore:
         return Announced(service=body.service, publishes=len(body.publishes), subscribes=len(body.subscribes))
 
     def _request(self, session: str, frame: Request) -> None:
-        responders = [s for s, _ in self.engine.responders(frame.topic)]
-        responder = self.router.choose(frame.topic, responders)
+        responder = self.router.choose(frame.topic, self.engine.responders(frame.topic))
         if responder is None:
             self._outbox.append((session, NoResponders(request_id=frame.request_id)))
             return

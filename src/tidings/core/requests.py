@@ -67,13 +67,12 @@ class RequestRouter:
         return len(self._routes)
 
     def choose(self, topic: str, responders: list[str]) -> str | None:
-        """One responder for ``topic`` among the sessions subscribed to it, round robin; None if none."""
-        candidates = sorted(set(responders))
-        if not candidates:
+        """One of ``responders`` (distinct, in a stable order) for ``topic``, round robin; None if none."""
+        if not responders:
             return None
         turn = self._turn.get(topic, 0)
         self._turn[topic] = turn + 1
-        return candidates[turn % len(candidates)]
+        return responders[turn % len(responders)]
 
     def full(self, requester: str) -> bool:
         return self._per_session.get(requester, 0) >= self.max_in_flight

@@ -83,7 +83,7 @@ class ReceiveBuffer:
         if self._frame is not None:
             self._fill(data)
             return
-        if not len(self):
+        if self._position == len(self._data):
             # Keep the chunk itself: frames inside it are sliced out without a copy. A mutable
             # buffer is copied once, because the owner may reuse it after this call.
             self._data = data if type(data) is bytes else bytes(data)
@@ -146,13 +146,11 @@ class ReceiveBuffer:
         """
         if self._frame is not None:
             return len(self._frame)  # checked before it was allocated
-        if len(self) < LENGTH_SIZE:
+        if len(self._data) - self._position < LENGTH_SIZE:
             return None
         (length,) = LENGTH.unpack_from(self._data, self._position)
-        if length > self.max_frame_size:
-            raise FrameTooLarge(f"peer announced a {length}-byte frame; the limit is {self.max_frame_size}")
-        if length < MIN_FRAME_LENGTH:
-            raise MalformedFrame(f"peer announced a {length}-byte frame; the minimum is {MIN_FRAME_LENGTH}")
+        if not MIN_FRAME_LENGTH <= length <= self.max_frame_size:
+            _refuse(length, self.max_frame_size)
         return int(length)
 
     def frame_ready(self) -> bool:
@@ -174,12 +172,15 @@ class ReceiveBuffer:
             if len(self._data) - self._position:
                 self._assemble()
             return memoryview(frame)
-        length = self.head_length()
-        if length is None or len(self) < LENGTH_SIZE + length:
+        data, start = self._data, self._position + LENGTH_SIZE
+        if len(data) < start:
             return None
-        start = self._position + LENGTH_SIZE
+        (length,) = LENGTH.unpack_from(data, self._position)
+        if not MIN_FRAME_LENGTH <= length <= self.max_frame_size:
+            _refuse(length, self.max_frame_size)
         end = start + length
-        data = self._data
+        if len(data) < end:
+            return None
         if end == len(data):
             self._data = b""  # drop our reference: the frame's views keep what they need alive
             self._position = 0
@@ -188,3 +189,10 @@ class ReceiveBuffer:
         if isinstance(data, bytes):
             return memoryview(data)[start:end]
         return memoryview(bytes(memoryview(data)[start:end]))
+
+
+def _refuse(length: int, limit: int) -> None:
+    """Raise the error a frame's ``length`` field earns when it is outside ``MIN_FRAME_LENGTH..limit``."""
+    if length > limit:
+        raise FrameTooLarge(f"peer announced a {length}-byte frame; the limit is {limit}")
+    raise MalformedFrame(f"peer announced a {length}-byte frame; the minimum is {MIN_FRAME_LENGTH}")

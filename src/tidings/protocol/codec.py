@@ -42,8 +42,9 @@ Nothing a peer sends can make these functions raise anything but
 from __future__ import annotations
 
 import enum
+import operator
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -83,6 +84,8 @@ class KindCodec:
     payload: Payload
     header_fields: tuple[str, ...]
     decoder: msgspec.msgpack.Decoder[Any]
+    header_of: Callable[[F.Frame], Any]
+    """What ``encode`` writes as the header: the frame itself, or its header fields as a tuple."""
 
 
 FRAME_TYPES: Final[Mapping[F.FrameKind, tuple[type[F.Frame], Payload]]] = {
@@ -118,7 +121,7 @@ def _kind_codec(kind: F.FrameKind, frame_type: type[F.Frame], payload: Payload) 
     if payload is Payload.NONE:
         # Frames without a payload are their own header: decode straight into the frame.
         fields = tuple(f.name for f in msgspec.structs.fields(frame_type))
-        return KindCodec(kind, frame_type, payload, fields, msgspec.msgpack.Decoder(frame_type))
+        return KindCodec(kind, frame_type, payload, fields, msgspec.msgpack.Decoder(frame_type), _itself)
     # The header of a payload kind is the frame without its payload field: an array-like
     # struct made from the frame's own field list, so the two cannot drift apart.
     header_fields = [f for f in msgspec.structs.fields(frame_type) if f.name != payload.value]
@@ -129,7 +132,20 @@ def _kind_codec(kind: F.FrameKind, frame_type: type[F.Frame], payload: Payload) 
         frozen=True,
     )
     fields = tuple(f.name for f in header_fields)
-    return KindCodec(kind, frame_type, payload, fields, msgspec.msgpack.Decoder(header_type))
+    decoder = msgspec.msgpack.Decoder(header_type)
+    return KindCodec(kind, frame_type, payload, fields, decoder, _fields_getter(fields))
+
+
+def _itself(frame: F.Frame) -> F.Frame:
+    return frame
+
+
+def _fields_getter(fields: tuple[str, ...]) -> Callable[[F.Frame], tuple[Any, ...]]:
+    """The named fields of a frame as a tuple (msgpack writes it as the header array), in C."""
+    getter = operator.attrgetter(*fields)
+    if len(fields) > 1:
+        return getter  # attrgetter of several names returns a tuple already
+    return lambda frame: (getter(frame),)
 
 
 def _field_spec(field: msgspec.structs.FieldInfo) -> tuple[str, Any] | tuple[str, Any, Any]:
@@ -147,21 +163,6 @@ CODECS: Final[Mapping[int, KindCodec]] = {
 _encoder: Final = msgspec.msgpack.Encoder()
 
 
-def _nbytes(buf: Buffer) -> int:
-    return buf.nbytes if isinstance(buf, memoryview) else len(buf)
-
-
-def frame_batches(frame: F.Frame) -> tuple[Buffer, ...]:
-    """The record batches a frame carries in its payload (empty for most kinds)."""
-    payload = CODECS[frame.kind].payload
-    if payload is Payload.BATCHES:
-        batches: tuple[Buffer, ...] = getattr(frame, "batches")  # noqa: B009 - typed per kind
-        return batches
-    if payload is Payload.BATCH:
-        return (getattr(frame, "batch"),)  # noqa: B009
-    return ()
-
-
 def encode(frame: F.Frame, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> list[Buffer]:
     """The buffers that carry ``frame``: prefix and header first, then the caller's batches.
 
@@ -171,14 +172,20 @@ def encode(frame: F.Frame, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> l
     because the peer would reject the frame for it.
     """
     codec = CODECS[frame.kind]
-    batches = frame_batches(frame)
-    header: Any = frame if codec.payload is Payload.NONE else [getattr(frame, n) for n in codec.header_fields]
+    payload = codec.payload
+    batches: tuple[Buffer, ...]
+    if payload is Payload.NONE:
+        batches = ()
+    elif payload is Payload.BATCH:
+        batches = (getattr(frame, "batch"),)  # noqa: B009 - typed per kind
+    else:
+        batches = getattr(frame, "batches")  # noqa: B009
     out = bytearray(PREFIX_SIZE)
-    _encoder.encode_into(header, out, PREFIX_SIZE)
+    _encoder.encode_into(codec.header_of(frame), out, PREFIX_SIZE)
     header_length = len(out) - PREFIX_SIZE
     payload_length = 0
     for index, batch in enumerate(batches):
-        size = _nbytes(batch)
+        size = batch.nbytes if type(batch) is memoryview else len(batch)
         if size < L.HEADER_SIZE or BATCH_LENGTH.unpack_from(batch, BATCH_LENGTH_OFFSET)[0] != size:
             raise MalformedFrame(
                 f"{type(frame).__name__} batch {index} is {size} bytes, which is not one whole record batch"
@@ -231,10 +238,10 @@ def decode_frame(body: memoryview) -> F.Frame:
     codec = CODECS.get(kind)
     if codec is None:
         raise MalformedFrame(f"unknown frame kind {kind}")
-    name = codec.frame_type.__name__
     if header_length > len(body) - MIN_FRAME_LENGTH:
         raise MalformedFrame(
-            f"{name} header length {header_length} exceeds the frame's {len(body) - MIN_FRAME_LENGTH} bytes"
+            f"{codec.frame_type.__name__} header length {header_length} exceeds the frame's "
+            f"{len(body) - MIN_FRAME_LENGTH} bytes"
         )
     header_end = MIN_FRAME_LENGTH + header_length
     try:
@@ -242,15 +249,16 @@ def decode_frame(body: memoryview) -> F.Frame:
     except (msgspec.DecodeError, ValueError) as exc:
         # ValidationError is a DecodeError; invalid UTF-8 in a str field is a UnicodeDecodeError
         # (a ValueError), which msgspec lets through: the fuzz tests found it.
-        raise MalformedFrame(f"bad {name} header: {exc}") from None
+        raise MalformedFrame(f"bad {codec.frame_type.__name__} header: {exc}") from None
     payload = body[header_end:]
+    name = codec.frame_type.__name__
     if codec.payload is Payload.NONE:
         if payload:
             raise MalformedFrame(f"{name} frame carries {len(payload)} payload bytes; it has no payload")
         frame: F.Frame = header
         return frame
     batches = split_batches(payload, name)
-    values = {n: getattr(header, n) for n in codec.header_fields}
+    values = msgspec.structs.asdict(header)
     if codec.payload is Payload.BATCH:
         if len(batches) != 1:
             raise MalformedFrame(f"{name} frame carries {len(batches)} batches; it carries exactly one")

@@ -41,7 +41,7 @@ from tidings.protocol.frames import (
     Welcome,
     error_frame,
 )
-from tidings.protocol.state import Role, State, transition
+from tidings.protocol.state import UNCHANGING, Role, State, transition
 from tidings.protocol.values import MAX_FRAME_SIZE_LIMIT, MIN_FRAME_SIZE
 from tidings.records import Buffer
 
@@ -79,6 +79,9 @@ class Connection:
         self.role: Final = role
         self.max_frame_size: Final = max_frame_size
         self.state = State.IDLE
+        self._receivable = UNCHANGING[State.IDLE, role.peer]
+        self._sendable = UNCHANGING[State.IDLE, role]
+        self._peer_limit = HANDSHAKE_MAX_FRAME_SIZE
         self.hello: Hello | None = None
         """The client's Hello, once sent (client) or received (server)."""
         self.welcome: Welcome | None = None
@@ -104,10 +107,7 @@ class Connection:
     @property
     def peer_max_frame_size(self) -> int:
         """The largest frame the peer accepts: its announced limit once the handshake is done."""
-        if self.welcome is None or self.hello is None:
-            return HANDSHAKE_MAX_FRAME_SIZE
-        announced = self.hello if self.role is Role.SERVER else self.welcome
-        return announced.max_frame_size
+        return self._peer_limit
 
     @property
     def protocol_version(self) -> int | None:
@@ -169,6 +169,8 @@ class Connection:
             if body is None:
                 return NEED_DATA
             frame = decode_frame(body)
+            if frame.kind in self._receivable:  # the busy path: an ordinary frame, allowed, state unchanged
+                return frame
             new_state = transition(self.state, self.role.peer, frame)
             self._check_received(frame)
         except ProtocolError as exc:
@@ -199,9 +201,11 @@ class Connection:
         changes, so a caller can split a Produce and try again. Raises
         ``ValueError`` if a Hello or Welcome misstates this connection's terms.
         """
+        if frame.kind in self._sendable:  # the busy path, as in ``next_event``
+            return encode(frame, max_frame_size=self._peer_limit)
         new_state = transition(self.state, self.role, frame)
         self._check_sent(frame)
-        data = encode(frame, max_frame_size=self.peer_max_frame_size)
+        data = encode(frame, max_frame_size=self._peer_limit)
         self._advance(new_state, frame)
         return data
 
@@ -213,18 +217,27 @@ class Connection:
 
     # -- internals ------------------------------------------------------------------------
 
+    def _enter(self, state: State) -> None:
+        self.state = state
+        self._receivable = UNCHANGING[state, self.role.peer]
+        self._sendable = UNCHANGING[state, self.role]
+
     def _fail(self, exc: ProtocolError) -> None:
-        self.state = State.ERROR
+        self._enter(State.ERROR)
         self.error = exc
         self._buffer = ReceiveBuffer(HANDSHAKE_MAX_FRAME_SIZE)  # let go of whatever was buffered
 
     def _advance(self, new_state: State, frame: Frame) -> None:
-        self.state = new_state
+        if new_state is not self.state:
+            self._enter(new_state)
         if isinstance(frame, Hello):
             self.hello = frame
         elif isinstance(frame, Welcome):
             self.welcome = frame
             self._buffer.max_frame_size = self.max_frame_size
+        if self.welcome is not None and self.hello is not None:
+            announced = self.hello if self.role is Role.SERVER else self.welcome
+            self._peer_limit = announced.max_frame_size
 
     def _check_received(self, frame: Frame) -> None:
         if isinstance(frame, Hello) and frame.protocol_version < MIN_PROTOCOL_VERSION:

@@ -172,6 +172,20 @@ _LIFECYCLE: Final[Mapping[FrameKind, Lifecycle]] = {
 }
 
 
+UNCHANGING: Final[Mapping[tuple[State, Role], frozenset[FrameKind]]] = {
+    (state, role): SENDS[role] - {FrameKind.ERROR} if role in MAY_SEND.get(state, ()) else frozenset()
+    for state in State
+    for role in Role
+}
+"""Per state and sender: the kinds ``transition`` lets through with the state unchanged, whatever the
+frame holds (Error is left out: whether it moves the state depends on its ``fatal``).
+
+A connection looks a frame's kind up here first, one set lookup per frame on
+the busy path; any other frame takes ``transition``. The tests hold the two to
+the same answers.
+"""
+
+
 def lifecycle_of(frame: Frame) -> Lifecycle | None:
     """The lifecycle event a frame is, or None for an ordinary frame."""
     if isinstance(frame, Error):

@@ -79,6 +79,7 @@ class Harness:
         credits: int = 1000,
         ack_deadline_ms: int = 30_000,
         max_deliveries: int | None = None,
+        requests: bool = True,
     ) -> None:
         self.engine.subscribe(
             MemberInfo(session, f"client-{session}", "svc"),
@@ -90,6 +91,7 @@ class Harness:
             credits=credits,
             ack_deadline_ms=ack_deadline_ms,
             max_deliveries=max_deliveries,
+            requests=requests,
         )
 
     def take(self) -> list[Delivery]:

@@ -236,3 +236,24 @@ def test_topic_deleted_and_created_again_starts_over():
     # g's subscription ended with the topic; wild's old progress is replaced by the new one
     assert h.engine.take_progress_deletions() == [("g", "t", 0)]
     assert h.engine.take_progress_changes()[("wild", "t", 0)].committed == 0
+
+
+def test_responders_follow_the_roster_as_it_changes():
+    """Asked per request and remembered: every subscribe, unsubscribe, disconnect and end shows at once."""
+    h = Harness()
+    h.topic("pay")
+    assert h.engine.responders("pay") == []
+    h.subscribe("b", "pay", "g1")
+    h.subscribe("a", "pay", "g2")
+    h.subscribe("a", "p*", "g3", sid=2)  # the same session twice: one responder
+    h.subscribe("c", "pay", "g4", requests=False)  # consumes events only
+    assert h.engine.responders("pay") == ["a", "b"]
+    assert h.engine.responders("other") == []
+    h.engine.unsubscribe("b", 1)
+    assert h.engine.responders("pay") == ["a"]
+    h.subscribe("d", "pay", "g1")
+    assert h.engine.responders("pay") == ["a", "d"]
+    h.engine.disconnect("a")
+    assert h.engine.responders("pay") == ["d"]
+    h.engine.topic_deleted("pay")
+    assert h.engine.responders("pay") == []

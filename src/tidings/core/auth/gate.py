@@ -44,6 +44,8 @@ from tidings.protocol.frames import (
 SESSION_SCOPED = (Ack, Nack, Term, Credit, Unsubscribe, Reply, Ping, Pong, Close, Error)
 """Frames that need no permission beyond an open session (see the module docstring)."""
 
+_SESSION_SCOPED_TYPES: frozenset[type[Frame]] = frozenset(SESSION_SCOPED)
+
 Need = tuple[Operation, str | None]
 DENIED: Need = (Operation.CREATE_TOPIC, None)
 """What an unknown frame or admin body requires: admin rights, so only an administrator gets through."""
@@ -51,6 +53,8 @@ DENIED: Need = (Operation.CREATE_TOPIC, None)
 
 def required(frame: Frame) -> Need | None:
     """The permission ``frame`` needs, or ``None`` when it needs none (see the module docstring)."""
+    if type(frame) in _SESSION_SCOPED_TYPES:  # acks, credits, replies: one set lookup on the busy path
+        return None
     if isinstance(frame, Produce):
         return Operation.PUBLISH, frame.topic
     if isinstance(frame, Subscribe):

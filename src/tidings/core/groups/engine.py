@@ -138,7 +138,7 @@ class GroupEngine:
         sub = self._roster.get((session_id, subscription_id))
         if sub is None or not sub.active:
             raise UnknownSubscription(f"session {session_id} has no subscription {subscription_id}")
-        sub.move(SubscriptionEvent.UNSUBSCRIBE)
+        self._roster.move(sub, SubscriptionEvent.UNSUBSCRIBE)
         sub.credits = 0
         group = self._roster.groups[sub.group]
         self._roster.forget_if_drained(sub)
@@ -338,11 +338,9 @@ class GroupEngine:
         """Active subscriptions whose topic or pattern covers ``topic``, sorted."""
         return sorted(key for key, sub in self._roster.subs.items() if sub.active and sub.covers(topic))
 
-    def responders(self, topic: str) -> list[tuple[str, int]]:
-        """``subscribers`` of ``topic`` that take requests (``requests=True``), sorted."""
-        return sorted(
-            key for key, sub in self._roster.subs.items() if sub.active and sub.requests and sub.covers(topic)
-        )
+    def responders(self, topic: str) -> list[str]:
+        """Sessions subscribed to ``topic`` that take requests (``requests=True``): distinct, sorted."""
+        return self._roster.responder_sessions(topic)
 
     def list_groups(self, topic: str | None = None) -> GroupList:
         """Every group (with members or saved progress), or those on ``topic``."""

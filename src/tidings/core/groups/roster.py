@@ -13,14 +13,18 @@ from tidings.core.groups.membership import Group, Subscription, SubscriptionEven
 from tidings.core.groups.values import MemberKey
 from tidings.errors import UnknownGroup
 
+_REMEMBERED_TOPICS = 10_000
+
 
 class Roster:
-    __slots__ = ("_sessions", "groups", "subs")
+    __slots__ = ("_responders", "_sessions", "groups", "subs")
 
     def __init__(self) -> None:
         self.groups: dict[str, Group] = {}
         self.subs: dict[MemberKey, Subscription] = {}  # ACTIVE and LEAVING
         self._sessions: dict[str, set[MemberKey]] = {}
+        self._responders: dict[str, list[str]] = {}
+        """``responder_sessions`` per topic asked, until a subscription comes, goes or leaves."""
 
     def __repr__(self) -> str:
         return (
@@ -52,7 +56,29 @@ class Roster:
     def of_session(self, session_id: str) -> list[Subscription]:
         return [self.subs[key] for key in sorted(self._sessions.get(session_id, ()))]
 
+    def responder_sessions(self, topic: str) -> list[str]:
+        """Sessions with an ACTIVE subscription covering ``topic`` that takes requests: distinct, sorted.
+
+        Asked once per request, so it is remembered: without, each request
+        would walk every subscription of the broker.
+        """
+        sessions = self._responders.get(topic)
+        if sessions is None:
+            if len(self._responders) >= _REMEMBERED_TOPICS:  # requests to ever new topics: stay bounded
+                self._responders.clear()
+            found = {
+                key[0] for key, sub in self.subs.items() if sub.active and sub.requests and sub.covers(topic)
+            }
+            sessions = self._responders[topic] = sorted(found)
+        return sessions
+
+    def move(self, sub: Subscription, event: SubscriptionEvent) -> None:
+        """Move ``sub`` on ``event``: every change of state goes through here, to keep the answers above."""
+        sub.move(event)
+        self._responders.clear()
+
     def add(self, sub: Subscription) -> None:
+        self._responders.clear()
         group = self.group(sub.group)
         group.mode = sub.mode
         group.members[sub.key] = sub
@@ -61,7 +87,7 @@ class Roster:
 
     def forget(self, sub: Subscription, event: SubscriptionEvent) -> None:
         """Move ``sub`` to GONE on ``event`` and drop it everywhere."""
-        sub.move(event)
+        self.move(sub, event)
         group = self.groups[sub.group]
         del group.members[sub.key]
         del self.subs[sub.key]
