@@ -114,6 +114,8 @@ class Pump:
             first, end = self._source.log_range(state.topic, state.partition)
             if first > state.floor:
                 group.counters.lost += state.lose(state.floor, first - 1)
+            if not state.ready and state.cursor >= end:
+                return False  # nothing to redeliver, nothing new: the turn after every ack and credit
             plan = plan_delivery(
                 state, reader, credits=sub.credits, max_bytes=self._max_bytes, high_watermark=end
             )
