@@ -62,7 +62,7 @@ def run_until_sigint(tmp_path, url: str, *args: str) -> str:
     try:
         for line in process.stderr:  # ends if the process dies before saying it runs
             seen.append(line)
-            if "running; SIGINT or SIGTERM stops" in line:
+            if "; SIGINT or SIGTERM stops" in line:
                 break
         process.send_signal(signal.SIGINT)
         _, rest = process.communicate(timeout=30)
@@ -80,6 +80,7 @@ def test_the_command_runs_a_service_until_sigint(tmp_path):
     )
     assert "inventory stopped" in err and "payment stopped" in err
     assert err.index("inventory stopped") < err.index("payment stopped")
+    assert "running on uvloop" in err  # the loop the broker runs on too
 
 
 def test_the_command_logs_json_lines(tmp_path):
