@@ -472,8 +472,10 @@ class BrokerCore:
         self._collect()
 
     def next_wakeup(self) -> int | None:
-        due = [t for t in (self.engine.next_wakeup(), self.router.next_deadline()) if t is not None]
-        return min(due) if due else None
+        engine, router = self.engine.next_wakeup(), self.router.next_deadline()
+        if engine is None or router is None:
+            return router if engine is None else engine
+        return min(engine, router)
 
     def _collect(self) -> None:
         """Move the engine's deliveries to the outbox, and announce topics created meanwhile."""

@@ -308,6 +308,8 @@ class GroupEngine:
         Partitions take turns, one Deliver frame per member per turn, so one
         busy partition does not starve the others of a shared member's credits.
         """
+        if not self._wakeful:  # the usual answer between deliveries (a request, a reply, a ping)
+            return []
         out: list[Delivery] = []
         readers: dict[PartitionState, BatchReader] = {}
         self._holds.burst.clear()
