@@ -209,7 +209,12 @@ class TidingsPeer:
         await sub.close()
 
     async def latency(self, topic: str, rate: int, seconds: float, size: int) -> list[float]:
-        sub = await self.client.subscribe(topic, group=f"lat-{uuid.uuid4().hex[:8]}", start="latest")
+        # prefetch as the settings say and as the peers have (JetStream's max_ack_pending, COUNT,
+        # qos): with the default 100, a consumer's rate is 100 per credit round trip, which at
+        # 50,000/s is under what a slow hour's round trip allows.
+        sub = await self.client.subscribe(
+            topic, group=f"lat-{uuid.uuid4().hex[:8]}", start="latest", prefetch=WINDOW
+        )
         samples: list[float] = []
         total = int(rate * seconds)
 
@@ -291,7 +296,9 @@ class TidingsPeer:
 
     async def latency_saturated(self, topic: str, count: int, size: int) -> list[float]:
         """End-to-end latency while publishing as fast as the client takes events."""
-        sub = await self.client.subscribe(topic, group=f"sat-{uuid.uuid4().hex[:8]}", start="latest")
+        sub = await self.client.subscribe(
+            topic, group=f"sat-{uuid.uuid4().hex[:8]}", start="latest", prefetch=WINDOW
+        )
         samples: list[float] = []
 
         async def receive() -> None:
