@@ -149,8 +149,10 @@ class ReceiveBuffer:
         if len(self._data) - self._position < LENGTH_SIZE:
             return None
         (length,) = LENGTH.unpack_from(self._data, self._position)
-        if not MIN_FRAME_LENGTH <= length <= self.max_frame_size:
-            _refuse(length, self.max_frame_size)
+        if length > self.max_frame_size:
+            raise FrameTooLarge(f"peer announced a {length}-byte frame; the limit is {self.max_frame_size}")
+        if length < MIN_FRAME_LENGTH:
+            raise MalformedFrame(f"peer announced a {length}-byte frame; the minimum is {MIN_FRAME_LENGTH}")
         return int(length)
 
     def frame_ready(self) -> bool:
@@ -172,12 +174,10 @@ class ReceiveBuffer:
             if len(self._data) - self._position:
                 self._assemble()
             return memoryview(frame)
-        data, start = self._data, self._position + LENGTH_SIZE
-        if len(data) < start:
+        length = self.head_length()
+        if length is None:
             return None
-        (length,) = LENGTH.unpack_from(data, self._position)
-        if not MIN_FRAME_LENGTH <= length <= self.max_frame_size:
-            _refuse(length, self.max_frame_size)
+        data, start = self._data, self._position + LENGTH_SIZE
         end = start + length
         if len(data) < end:
             return None
@@ -189,10 +189,3 @@ class ReceiveBuffer:
         if isinstance(data, bytes):
             return memoryview(data)[start:end]
         return memoryview(bytes(memoryview(data)[start:end]))
-
-
-def _refuse(length: int, limit: int) -> None:
-    """Raise the error a frame's ``length`` field earns when it is outside ``MIN_FRAME_LENGTH..limit``."""
-    if length > limit:
-        raise FrameTooLarge(f"peer announced a {length}-byte frame; the limit is {limit}")
-    raise MalformedFrame(f"peer announced a {length}-byte frame; the minimum is {MIN_FRAME_LENGTH}")

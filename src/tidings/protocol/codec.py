@@ -82,7 +82,6 @@ class KindCodec:
     kind: F.FrameKind
     frame_type: type[F.Frame]
     payload: Payload
-    header_fields: tuple[str, ...]
     decoder: msgspec.msgpack.Decoder[Any]
     header_of: Callable[[F.Frame], Any]
     """What ``encode`` writes as the header: the frame itself, or its header fields as a tuple."""
@@ -120,8 +119,7 @@ def _kind_codec(kind: F.FrameKind, frame_type: type[F.Frame], payload: Payload) 
         raise AssertionError(f"{frame_type.__name__}.kind is {frame_type.kind!r}, the table says {kind!r}")
     if payload is Payload.NONE:
         # Frames without a payload are their own header: decode straight into the frame.
-        fields = tuple(f.name for f in msgspec.structs.fields(frame_type))
-        return KindCodec(kind, frame_type, payload, fields, msgspec.msgpack.Decoder(frame_type), _itself)
+        return KindCodec(kind, frame_type, payload, msgspec.msgpack.Decoder(frame_type), _itself)
     # The header of a payload kind is the frame without its payload field: an array-like
     # struct made from the frame's own field list, so the two cannot drift apart.
     header_fields = [f for f in msgspec.structs.fields(frame_type) if f.name != payload.value]
@@ -132,8 +130,7 @@ def _kind_codec(kind: F.FrameKind, frame_type: type[F.Frame], payload: Payload) 
         frozen=True,
     )
     fields = tuple(f.name for f in header_fields)
-    decoder = msgspec.msgpack.Decoder(header_type)
-    return KindCodec(kind, frame_type, payload, fields, decoder, _fields_getter(fields))
+    return KindCodec(kind, frame_type, payload, msgspec.msgpack.Decoder(header_type), _fields_getter(fields))
 
 
 def _itself(frame: F.Frame) -> F.Frame:
@@ -238,10 +235,10 @@ def decode_frame(body: memoryview) -> F.Frame:
     codec = CODECS.get(kind)
     if codec is None:
         raise MalformedFrame(f"unknown frame kind {kind}")
+    name = codec.frame_type.__name__
     if header_length > len(body) - MIN_FRAME_LENGTH:
         raise MalformedFrame(
-            f"{codec.frame_type.__name__} header length {header_length} exceeds the frame's "
-            f"{len(body) - MIN_FRAME_LENGTH} bytes"
+            f"{name} header length {header_length} exceeds the frame's {len(body) - MIN_FRAME_LENGTH} bytes"
         )
     header_end = MIN_FRAME_LENGTH + header_length
     try:
@@ -249,9 +246,8 @@ def decode_frame(body: memoryview) -> F.Frame:
     except (msgspec.DecodeError, ValueError) as exc:
         # ValidationError is a DecodeError; invalid UTF-8 in a str field is a UnicodeDecodeError
         # (a ValueError), which msgspec lets through: the fuzz tests found it.
-        raise MalformedFrame(f"bad {codec.frame_type.__name__} header: {exc}") from None
+        raise MalformedFrame(f"bad {name} header: {exc}") from None
     payload = body[header_end:]
-    name = codec.frame_type.__name__
     if codec.payload is Payload.NONE:
         if payload:
             raise MalformedFrame(f"{name} frame carries {len(payload)} payload bytes; it has no payload")
