@@ -13,6 +13,23 @@ restarted): it is renewed. While the connection is down no pull is sent.
 request on the server (JetStream drops a pull whose reply subject has lost
 its interest); messages that were already on their way are returned, so
 the subscription hands them back before anyone else pulls the consumer.
+
+The inbox is read through a callback into a deque of the puller's own, not
+with ``next_msg``: nats-py's ``next_msg`` takes a message off its queue in a
+task of its own, so a cancellation landing after that task finished and
+before its caller resumed dropped the message (unacknowledged until its ack
+deadline, then redelivered out of order) and left the queue's unfinished
+count up, so the drain in ``stop`` waited for it forever. A callback appends
+synchronously; the loop only waits for a signal, and cancelling a wait takes
+nothing with it.
+
+Unsubscribing is not the whole answer either: a message the server had
+already handed to its sending side when the UNSUB arrived is dropped, yet
+counted as delivered (it would come back after its ack deadline, out of
+order). So ``stop`` first waits, briefly, for what the server said was on
+its way to the open request: each delivery's reply subject carries how many
+messages were still pending then, and the request how many it may still
+bring. Only a message stored in the same instant as the stop can still miss.
 """
 
 from __future__ import annotations
@@ -21,7 +38,9 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 import nats.errors
 from nats.aio.client import Client as NatsClient
@@ -32,6 +51,9 @@ from tidings.backends.nats.config import NatsConfig
 from tidings.errors import SubscriptionClosed, TidingsError
 
 log = logging.getLogger("tidings.backends.nats")
+
+STRAGGLER_WAIT: Final = 0.05
+"""Seconds ``stop`` waits for the next of the messages still owed to the open request before it gives up."""
 
 
 class Puller:
@@ -60,6 +82,11 @@ class Puller:
         self._failed = failed
         self._consumer_exists = consumer_exists
         self._inbox: NatsSub | None = None
+        self._arrivals: deque[Msg] = deque()
+        self._arrived = asyncio.Event()
+        self._open_batch = 0
+        """How many messages the open pull request may still bring (0: none is open)."""
+        self._last_delivery: Msg | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._renew = asyncio.Event()
@@ -71,7 +98,7 @@ class Puller:
         return f"<Puller {self.stream}/{self.consumer} {state} pulls={self.pulls}>"
 
     async def start(self) -> None:
-        self._inbox = await self._nc.subscribe(self._nc.new_inbox())
+        self._inbox = await self._nc.subscribe(self._nc.new_inbox(), cb=self._arrive)
         self._task = asyncio.create_task(self._run(), name=f"nats-pull-{self.stream}-{self.consumer}")
 
     def wake(self) -> None:
@@ -88,7 +115,9 @@ class Puller:
 
         The inbox is *drained*, not dropped: UNSUB, then a round trip, so the server has sent all it
         will, and what arrived meanwhile is collected rather than lost (a lost one would come back
-        only after its ack deadline, behind newer messages, out of order for the next owner).
+        only after its ack deadline, behind newer messages, out of order for the next owner). A
+        drain that cannot finish within ``request_timeout`` (the connection is down) is cut short:
+        the server forgets a disconnected client's pulls anyway.
         """
         self._stopping = True
         task, self._task = self._task, None
@@ -99,20 +128,54 @@ class Puller:
         inbox, self._inbox = self._inbox, None
         if inbox is None:
             return []
-        leftovers: list[Msg] = []
-        drain = asyncio.create_task(_drain(inbox))
+        await self._collect_owed()
         try:
-            while not drain.done():
-                with contextlib.suppress(nats.errors.TimeoutError):
-                    msg = await inbox.next_msg(timeout=0.05)
-                    if msg.reply:
-                        leftovers.append(msg)
-        except nats.errors.Error:  # the connection closed: the server forgets these pulls anyway
-            pass
-        finally:
-            with contextlib.suppress(asyncio.CancelledError, nats.errors.Error, TimeoutError):
-                await drain
+            await asyncio.wait_for(inbox.drain(), self._config.request_timeout)  # type: ignore[no-untyped-call]
+        except (nats.errors.Error, TimeoutError):
+            with contextlib.suppress(nats.errors.Error):
+                await inbox.unsubscribe()
+        leftovers = [msg for msg in self._arrivals if msg.reply]
+        self._arrivals.clear()
         return leftovers
+
+    async def _arrive(self, msg: Msg) -> None:
+        if msg.reply:
+            self._open_batch -= 1
+            self._last_delivery = msg
+        elif (msg.headers or {}).get("Status", "") != "100":
+            self._open_batch = 0  # a status other than a heartbeat ends the request
+        self._arrivals.append(msg)
+        self._arrived.set()
+
+    def _owed(self) -> int:
+        """Messages the server said were on their way to the open request and that have not arrived."""
+        last = self._last_delivery
+        if self._open_batch <= 0 or last is None or not self._connected.is_set():
+            return 0
+        try:
+            pending = last.metadata.num_pending
+        except (nats.errors.NotJSMessageError, ValueError, IndexError):  # not a JetStream reply: no figure
+            return 0
+        return min(self._open_batch, pending)
+
+    async def _collect_owed(self) -> None:
+        """Let the owed messages arrive before UNSUB (module docstring); ``request_timeout`` at most."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.request_timeout
+        while self._owed() > 0 and loop.time() < deadline:
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), STRAGGLER_WAIT)
+            except TimeoutError:
+                return
+
+    async def _next(self, timeout: float) -> Msg | None:
+        """The next message of the inbox, or None after ``timeout`` seconds without one."""
+        if not self._arrivals:
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), timeout)
+        return self._arrivals.popleft() if self._arrivals else None
 
     async def _run(self) -> None:
         try:
@@ -144,16 +207,18 @@ class Puller:
             "idle_heartbeat": int(self._config.heartbeat * 1e9),
         }
         subject = f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.consumer}"
+        self._open_batch, self._last_delivery = batch, None
         try:
             await self._nc.publish(subject, json.dumps(request).encode(), reply=inbox.subject)
         except nats.errors.Error:
+            self._open_batch = 0
             await asyncio.sleep(self._config.reconnect_wait)
             return
         remaining = batch
         while remaining > 0 and not self._renew.is_set() and not self._stopping:
-            try:
-                msg = await inbox.next_msg(timeout=self._config.heartbeat * 2)
-            except nats.errors.TimeoutError:
+            msg = await self._next(self._config.heartbeat * 2)
+            if msg is None:
+                self._open_batch = 0
                 return  # no heartbeat: the request is gone (or the connection is)
             if msg.reply:
                 remaining -= 1
@@ -177,7 +242,3 @@ class Puller:
                 )
                 await asyncio.sleep(self._config.reconnect_wait)
             return
-
-
-async def _drain(inbox: NatsSub) -> None:
-    await inbox.drain()  # type: ignore[no-untyped-call]
