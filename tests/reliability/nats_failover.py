@@ -56,6 +56,26 @@ class Clock:
             self.handled_at.append(time.monotonic())
 
 
+RESUME_WITHIN = 90.0
+"""Seconds after a kill by which checkout must store ``orders.placed`` again on the survivors."""
+
+
+def _stalled(leader: str, killed_at: float, clock: Clock, placing: asyncio.Task[None]) -> str:
+    """Why the run stopped waiting for publishing to resume: the placing task's fate and the last publish."""
+    now = time.monotonic()
+    last = f"{now - clock.published[-1]:.1f} s ago" if clock.published else "never"
+    if not placing.done():
+        fate = "still placing orders"
+    elif placing.cancelled():
+        fate = "placing was cancelled"
+    else:
+        fate = f"placing ended with {placing.exception()!r}"
+    return (
+        f"orders.placed not stored again {now - killed_at:.1f} s after killing {leader}: {fate};"
+        f" last stored publish {last}; handled {clock.handled}"
+    )
+
+
 def longest_gap(times: list[float], start: float, end: float) -> float:
     """The longest pause between two events in [start, end], counted from ``start``."""
     inside = sorted(t for t in times if start < t <= end)
@@ -121,6 +141,9 @@ async def _run(cluster: Any, rounds: int, data: Path) -> dict[str, Any]:
             killed_at = time.monotonic()
             await asyncio.to_thread(cluster.kill, leader)
             while not any(t > killed_at + 1.0 for t in clock.published):  # resumed on the survivors
+                failed = placing.done() and (placing.cancelled() or placing.exception() is not None)
+                if failed or time.monotonic() > killed_at + RESUME_WITHIN:
+                    raise AssertionError(_stalled(leader, killed_at, clock, placing))
                 await asyncio.sleep(0.05)
             await asyncio.sleep(2.0)
             restarted_at = time.monotonic()
