@@ -44,7 +44,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import nats.errors
@@ -201,8 +201,10 @@ class NatsSubscription:
         puller = self._pullers.pop(partition, None)
         if puller is None:
             return
-        await self._nak_raw(await puller.stop())
-        await self._hand_back([d for d in self._waiting if self._sources.get(d.offset) is puller])
+        arrived_late = await puller.stop()
+        await self._hand_back(
+            [d for d in self._waiting if self._sources.get(d.offset) is puller], arrived_late
+        )
         deadline = time.monotonic() + self._ack_deadline
         while not self._closed and time.monotonic() < deadline and self._held_from(puller):
             await asyncio.sleep(0.02)
@@ -230,13 +232,14 @@ class NatsSubscription:
         self._on_close(self)
         if self._ownership is not None:
             await self._ownership.close()
+        arrived_late: list[Msg] = []
         for puller in list(self._pullers.values()):
-            await self._nak_raw(await puller.stop())
+            arrived_late.extend(await puller.stop())
         self._pullers.clear()
         if self._request_sub is not None:
             with contextlib.suppress(nats.errors.Error):
                 await self._request_sub.unsubscribe()
-        await self._hand_back(list(self._pending.values()))
+        await self._hand_back(list(self._pending.values()), arrived_late)
         self._changed.set()
 
     # -- iteration ---------------------------------------------------------------------
@@ -375,27 +378,25 @@ class NatsSubscription:
                 with translated(f"settling {delivery!r}"):
                     raise exc from None
 
-    async def _hand_back(self, deliveries: list[NatsDelivery]) -> None:
-        """``-NAK`` these unsettled messages, so the group gets them again at once (confirmed)."""
+    async def _hand_back(self, deliveries: list[NatsDelivery], arrived_late: Sequence[Msg] = ()) -> None:
+        """``-NAK`` these unsettled messages, so the group gets them again at once (each confirmed).
+
+        ``arrived_late`` came after their puller stopped (never seen by the application). JetStream
+        redelivers NAKed messages in the order the NAKs reached it, not by sequence, so they go one at
+        a time in stream order: a partition's next owner gets them in their order, ahead of newer ones.
+        """
         for delivery in deliveries:
             if not delivery.settled:
                 delivery.settled = True
                 self._forget(delivery)
-
-        async def nak(delivery: NatsDelivery) -> None:
-            with contextlib.suppress(nats.errors.Error):
-                await self._nc.request(delivery.msg.reply, b"-NAK", timeout=self._config.request_timeout)
-
-        await asyncio.gather(*(nak(delivery) for delivery in deliveries))
-
-    async def _nak_raw(self, msgs: list[Msg]) -> None:
-        """Hand back messages that arrived after their puller stopped (never seen by the application)."""
-
-        async def nak(msg: Msg) -> None:
+        in_order = sorted(
+            [(delivery.offset, delivery.msg) for delivery in deliveries]
+            + [(msg.metadata.sequence.stream, msg) for msg in arrived_late],
+            key=lambda pair: pair[0],
+        )
+        for _, msg in in_order:
             with contextlib.suppress(nats.errors.Error):
                 await self._nc.request(msg.reply, b"-NAK", timeout=self._config.request_timeout)
-
-        await asyncio.gather(*(nak(msg) for msg in msgs))
 
     # -- requests ----------------------------------------------------------------------
 
